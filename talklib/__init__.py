@@ -1,0 +1,8 @@
+"""talklib: runnable, notebook-first reproductions of four audio-driven NeRF talking-head papers.
+
+Subpackages, in the order imports flow (a module imports only from those above it):
+config, outputs, runtime -> data -> face3d, audio -> speaker -> nerf, sync, codebook, motion
+-> metrics -> pipeline, cli.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from talklib.cli import main
+
+raise SystemExit(main())

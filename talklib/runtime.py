@@ -1,0 +1,39 @@
+"""Device choice and seeding. Functions take and return things; nothing is kept at module level."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` -> CUDA when present, else CPU; otherwise the named torch device (checked)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is not a torch device: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but no CUDA GPU is visible: use device=auto or cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that two CPU runs with one seed give identical numbers."""
+    import torch
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def generator(seed: int) -> np.random.Generator:
+    """A NumPy generator for one purpose; derive sub-seeds as ``seed * 1000 + k``."""
+    return np.random.default_rng(seed)
