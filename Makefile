@@ -39,7 +39,7 @@ book: $(STAMP)
 	$(PY) -m talklib book --run $(RUN)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 clean:
 	rm -rf runs book/_build book/notebooks notebooks/*.ipynb

@@ -177,7 +177,9 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
         )
     except PapermillExecutionError as e:
         step.status = "failed"
-        step.error = f"cell {e.exec_count} raised {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}"
+        first = next((ln.strip() for ln in (e.source or "").splitlines() if ln.strip() and not ln.startswith("#")), "")
+        evalue = str(e.evalue).splitlines()[0] if e.evalue else ""
+        step.error = f"cell {e.exec_count} ({first[:60]}) raised {e.ename}: {evalue}"
     except Exception as e:  # kernel died, notebook unreadable ...
         step.status = "failed"
         step.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -188,15 +190,16 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
 
 
 def reproduce(preset: str, out: str | Path, only: list[str] | None = None, pairs: list[str] | None = None,
-              files: list[str] | None = None, prepare_to: str | Path | None = None) -> tuple[bool, Path]:
+              files: list[str] | None = None, prepare_to: str | Path | None = None,
+              nb_dir: Path = NOTEBOOK_DIR) -> tuple[bool, Path]:
     """The pipeline. Returns (success, report path). Validates everything before running anything."""
     if preset not in config.PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(config.PRESETS)}")
     out = Path(out).expanduser().resolve()
     overrides = parse_overrides(pairs, files)
-    steps = plan(preset, out, overrides, select(discover(), only))
+    steps = plan(preset, out, overrides, select(discover(nb_dir), only))
     if not steps:
-        raise UserError(f"no notebooks found in {NOTEBOOK_DIR}")
+        raise UserError(f"no notebooks found in {nb_dir}")
     _check_kernel()
     out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now().isoformat(timespec="seconds")

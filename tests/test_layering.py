@@ -1,0 +1,42 @@
+"""Imports flow one way: a talklib module never imports from a later layer (CONVENTIONS.md)."""
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "talklib"
+LAYERS = [
+    {"errors", "config", "outputs", "runtime", "notebook"},
+    {"data"},
+    {"face3d", "audio"},
+    {"speaker"},
+    {"nerf", "sync", "codebook", "motion"},
+    {"metrics"},
+    {"pipeline", "book", "cli", "__main__"},
+]
+
+
+def layer_of(part: str) -> int:
+    for i, names in enumerate(LAYERS):
+        if part in names:
+            return i
+    raise AssertionError(f"talklib.{part} is in no layer: add it to tests/test_layering.py")
+
+
+def test_imports_flow_down_the_layers():
+    bad = []
+    for f in PKG.rglob("*.py"):
+        rel = f.relative_to(PKG).with_suffix("").parts
+        if rel == ("__init__",):
+            continue
+        mine = layer_of(rel[0])
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "talklib" and len(parts) > 1 and layer_of(parts[1]) > mine:
+                    bad.append(f"{'/'.join(rel)}.py imports {name}")
+    assert not bad, "imports that flow back up: " + "; ".join(bad)
