@@ -32,3 +32,12 @@ def test_save_image_accepts_float_and_uint8(tmp_path):
     from PIL import Image
 
     assert np.asarray(Image.open(p)).min() == 255
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    p = atomic_write_text(tmp_path / "x.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
