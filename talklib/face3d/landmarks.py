@@ -1,0 +1,81 @@
+"""mediapipe FaceMesh landmarks (478 points with irises), the tracker the papers' OpenFace/3DMM fits stand in for.
+
+mediapipe is imported only inside these functions: the generator and the GPU machine never need it.
+
+    >>> with LandmarkDetector() as det:
+    ...     pts = det(image)          # (478, 2) float64 pixels (x column, y row), or None if no face
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talklib.errors import UserError
+
+N_LANDMARKS = 478
+#: Eye-corner landmarks (outer corners) whose distance is the inter-ocular distance (IOD).
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
+RIGHT_IRIS, LEFT_IRIS = 468, 473
+
+
+def _as_rgb_uint8(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise UserError(f"landmark detection needs an RGB image of shape (H, W, 3), got {arr.shape}: pass one frame")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+class LandmarkDetector:
+    """A reusable mediapipe FaceMesh (static images, refined irises, one face).
+
+    Call it on an RGB image (H, W, 3) uint8 (or float in [0, 1]); returns (478, 2) pixel coordinates,
+    or (478, 3) with ``with_z=True`` (z in the same pixel units, negative = towards the camera), or None.
+    """
+
+    def __init__(self, min_detection_confidence: float = 0.5):
+        try:
+            from mediapipe.python.solutions import face_mesh
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise UserError(f"mediapipe cannot be imported here ({e}): landmark detection needs the CPU "
+                            f"environment from requirements.txt") from None
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                        min_detection_confidence=min_detection_confidence)
+
+    def __call__(self, image, with_z: bool = False) -> np.ndarray | None:
+        rgb = _as_rgb_uint8(image)
+        h, w = rgb.shape[:2]
+        res = self._mesh.process(rgb)
+        if not res.multi_face_landmarks:
+            return None
+        lm = res.multi_face_landmarks[0].landmark
+        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm], np.float64)
+        return pts if with_z else pts[:, :2]
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> "LandmarkDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def detect_landmarks(image, with_z: bool = False) -> np.ndarray | None:
+    """One-off detection on an RGB uint8 image: (478, 2) pixels (x, y), or None when no face is found.
+
+    For many images make one ``LandmarkDetector`` and call it repeatedly (it is ~10x faster).
+    """
+    with LandmarkDetector() as det:
+        return det(image, with_z=with_z)
+
+
+def inter_ocular_distance(points: np.ndarray) -> np.ndarray:
+    """Distance between the outer eye corners (33, 263). points: (..., 478, 2|3) -> (...,)."""
+    p = np.asarray(points)
+    return np.linalg.norm(p[..., LEFT_EYE_OUTER, :2] - p[..., RIGHT_EYE_OUTER, :2], axis=-1)

@@ -1,0 +1,1 @@
+"""The ground-truth synthetic speaker: speech -> visemes -> expression curves, spontaneous motion, rendering, corpus building."""

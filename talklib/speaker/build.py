@@ -1,0 +1,221 @@
+"""Build the synthetic speaker's corpus: identities x clips (train/testA/testB) + speech-only clips.
+
+``ensure_corpus(data_dir, preset, seed, **overrides)`` makes the corpus if it is missing, reuses it
+otherwise, and rebuilds it when explicit overrides change its fingerprint. It builds in a temporary
+folder next to ``data_dir`` and renames it into place, so a half-built corpus never looks complete.
+Sizes come from the ``synth_*`` parameters of ``talklib.config`` (section 01); overrides use the
+names without the prefix (``size=256``) or with it (``synth_size=256``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from talklib.data.dataset import AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Corpus, load_corpus
+from talklib.errors import UserError
+
+GENERATOR_VERSION = "speaker-1"
+IDENTITY_VOICES = ("us_f", "gb_m", "us_m", "gb_f", "us_m2", "sc_m")
+N_TRAIN_SENTENCES = 28   # sentences 0..27 drive training clips; 28.. drive testA (unseen text)
+
+
+def corpus_params(preset: str = "small", overrides: dict | None = None) -> dict:
+    """The generator's parameters: the preset's ``synth_*`` values with ``overrides`` applied (checked)."""
+    from talklib import config
+
+    base = {k[len("synth_"):]: v for k, v in config.preset(preset).items() if k.startswith("synth_")}
+    for k, v in (overrides or {}).items():
+        key = k[len("synth_"):] if k.startswith("synth_") else k
+        if key not in base:
+            raise UserError(f"unknown corpus parameter {k!r}: choose from {', '.join(sorted(base))}")
+        config.validate({f"synth_{key}": v})
+        base[key] = type(base[key])(v)
+    if base["size"] < 32 or base["size"] > 2048:
+        raise UserError(f"synth_size {base['size']} is out of range: use 32..2048 pixels")
+    if base["train_seconds"] <= 0 or base["test_seconds"] <= 0:
+        raise UserError("synth_train_seconds and synth_test_seconds must be positive")
+    if base["identities"] < 1 or base["test_identities"] < 0:
+        raise UserError("synth_identities must be >= 1 and synth_test_identities >= 0")
+    if base["speech_clips"] < 0:
+        raise UserError("synth_speech_clips must be >= 0")
+    return base
+
+
+def fingerprint(preset: str, seed: int, params: dict) -> str:
+    """Hash of everything that determines the corpus bytes."""
+    from talklib.face3d.asset import ASSET_PATH
+
+    body = json.dumps({"format": FORMAT_VERSION, "generator": GENERATOR_VERSION, "seed": int(seed),
+                       "params": params, "asset": hashlib.sha256(ASSET_PATH.read_bytes()).hexdigest()[:16]},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+def ensure_corpus(data_dir: str | Path, preset: str = "small", seed: int = 0, force: bool = False,
+                  progress: bool = True, device=None, **overrides) -> Corpus:
+    """Make (or reuse) the corpus at ``data_dir`` and return it opened.
+
+    Reuse when a valid corpus of the same preset and seed exists and either no overrides are given or
+    its fingerprint matches; otherwise build it (deterministic: same arguments -> byte-identical files).
+    """
+    params = corpus_params(preset, overrides)
+    fp = fingerprint(preset, seed, params)
+    path = Path(data_dir)
+    if (path / "corpus.json").is_file() and not force:
+        try:
+            c = load_corpus(path)
+        except UserError:
+            c = None
+        if (c is not None and c.preset == preset and c.seed == int(seed) and c.meta.get("generator") == GENERATOR_VERSION
+                and (c.fingerprint == fp or not overrides)):
+            return c
+    if path.exists() and not (path / "corpus.json").is_file() and any(path.iterdir()):
+        raise UserError(f"{path} exists and is not a corpus: pass an empty or new folder as data_dir")
+    build_corpus(path, preset, seed, params, fp, progress=progress, device=device)
+    return load_corpus(path)
+
+
+def build_corpus(path: Path, preset: str, seed: int, params: dict, fp: str, progress: bool = True,
+                 device=None) -> Path:
+    """Build into ``.NAME.building-PID`` next to ``path``, then rename into place (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        # one thread: on a small shared CPU, OpenMP's spinning threads make these small ops ~10x slower,
+        # and one thread keeps every float reduction in the same order (byte-identical files)
+        torch.set_num_threads(1)
+        _build_into(tmp, preset, seed, params, fp, progress, device)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    return path
+
+
+def _identity_coeffs(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """id00 is the photo's own face (zeros); others draw N(0, 0.8^2) identity and albedo coefficients."""
+    if k == 0:
+        return np.zeros(100, np.float32), np.zeros(100, np.float32)
+    rng = np.random.default_rng([seed, 7, k])
+    return (0.8 * rng.normal(size=100)).astype(np.float32), (0.8 * rng.normal(size=100)).astype(np.float32)
+
+
+def _build_into(root: Path, preset: str, seed: int, params: dict, fp: str, progress: bool, device) -> None:
+    from talklib.audio.arctic import load_arctic
+    from talklib.audio.tts import synthesize
+    from talklib.face3d.model import MorphableModel
+    from talklib.speaker.clip import make_background, parse_views, write_clip, write_speech_folder
+    from talklib.speaker.speech import expression_from_speech, join_utterances, tts_utterances
+    from talklib.speaker.texts import SENTENCES
+
+    root.mkdir(parents=True)
+    views = parse_views(params["views"])
+    size = params["size"]
+    n_id = params["identities"] + params["test_identities"]
+    train_sent = SENTENCES[:N_TRAIN_SENTENCES]
+    test_sent = SENTENCES[N_TRAIN_SENTENCES:]
+    arctic_audio, arctic_tl, arctic_text = load_arctic()
+    model = MorphableModel.from_asset()
+    identities, clips, speech = [], [], []
+    plan = []   # (clip name, identity k, split, speech maker)
+    for k in range(n_id):
+        split = "train" if k < params["identities"] else "test"
+        name = f"id{k:02d}"
+        voice = IDENTITY_VOICES[k % len(IDENTITY_VOICES)]
+        identities.append({"name": name, "split": split, "voice": voice})
+        splits = (["train"] if split == "train" else []) + ["testA", "testB"]
+        for s in splits:
+            plan.append((f"{name}_{s}", k, s, voice))
+    # speech first (cheap), so the progress bar can count frames
+    jobs = []
+    for ci, (cname, k, s, voice) in enumerate(plan):
+        rng = np.random.default_rng([seed, 1, ci])
+        if s == "train":
+            audio, tl, text = tts_utterances(rng, voice, params["train_seconds"], train_sent)
+            src = "espeak"
+        elif s == "testA":
+            audio, tl, text = tts_utterances(rng, voice, params["test_seconds"], test_sent)
+            src = "espeak"
+        else:   # testB: real human speech (ARCTIC), topped up with another voice to test_seconds
+            parts = [(arctic_audio, arctic_tl)]
+            text = arctic_text
+            other = IDENTITY_VOICES[(k + 3) % len(IDENTITY_VOICES)]
+            total = len(arctic_audio) / SAMPLE_RATE
+            order = list(rng.permutation(len(test_sent)))
+            while total < params["test_seconds"] - 0.5 and order:
+                sent = test_sent[order.pop(0)]
+                a, t = synthesize(sent, other)
+                parts.append((a, t))
+                text += " | " + sent
+                total += len(a) / SAMPLE_RATE + 0.3
+            audio, tl = join_utterances(parts, rng)
+            src = "arctic" if len(parts) == 1 else "arctic+espeak"
+        n = len(audio) // (SAMPLE_RATE // FPS)
+        strength = 1.0 if k == 0 else float(np.random.default_rng([seed, 3, k]).uniform(0.85, 1.15))
+        curves = expression_from_speech(rng, tl, n, strength, lighting_drift=params["lighting_drift"])
+        jobs.append((cname, k, s, voice, audio, tl, text, src, curves, strength))
+    total_frames = sum(j[8]["exp"].shape[0] for j in jobs) * len(views)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_frames, desc="rendering the synthetic speaker", unit="frame")
+    for ci, (cname, k, s, voice, audio, tl, text, src, curves, strength) in enumerate(jobs):
+        id_c, alb_c = _identity_coeffs(k, seed)
+        bg = make_background(np.random.default_rng([seed, 5, k]), size)
+        rel = f"clips/{cname}"
+        meta = {"identity": f"id{k:02d}", "split": s, "voice": voice, "text": text, "source": src,
+                "articulation": strength, "blink_rate_hz": float(curves["blink_rate"])}
+        write_clip(root / rel, cname, audio, tl, curves, id_c, alb_c, bg, views, size, meta, model=model,
+                   device=device, progress=bar.update if bar else None)
+        clips.append({"name": cname, "identity": f"id{k:02d}", "split": s, "path": rel,
+                      "n_frames": int(curves["exp"].shape[0])})
+    if bar:
+        bar.close()
+    # speech-only clips: several voices and texts, plus the ARCTIC recording
+    for i in range(params["speech_clips"]):
+        rng = np.random.default_rng([seed, 2, i])
+        voice = IDENTITY_VOICES[i % len(IDENTITY_VOICES)]
+        n_sent = int(rng.integers(1, 4))
+        idx = rng.choice(len(SENTENCES), n_sent, replace=False)
+        parts = [synthesize(SENTENCES[j], voice) for j in idx]
+        audio, tl = join_utterances(parts, rng)
+        n = len(audio) // (SAMPLE_RATE // FPS)
+        strength = float(rng.uniform(0.85, 1.15))
+        curves = expression_from_speech(rng, tl, n, strength, lighting_drift=False)
+        name = f"tts{i:03d}_{voice}"
+        write_speech_folder(root / "speech" / name, name, audio, tl, curves,
+                            {"voice": voice, "text": " ".join(SENTENCES[j] for j in idx), "source": "espeak",
+                             "articulation": strength})
+        speech.append({"name": name, "path": f"speech/{name}", "source": "espeak", "voice": voice})
+    rng = np.random.default_rng([seed, 4])
+    audio, tl = join_utterances([(arctic_audio, arctic_tl)], rng)
+    curves = expression_from_speech(rng, tl, len(audio) // (SAMPLE_RATE // FPS), 1.0, lighting_drift=False)
+    write_speech_folder(root / "speech" / "arctic_a0007", "arctic_a0007", audio, tl, curves,
+                        {"voice": "arctic", "text": arctic_text, "source": "arctic", "articulation": 1.0})
+    speech.append({"name": "arctic_a0007", "path": "speech/arctic_a0007", "source": "arctic", "voice": "arctic"})
+    corpus = {"format_version": FORMAT_VERSION, "generator": GENERATOR_VERSION, "preset": preset, "seed": int(seed),
+              "fingerprint": fp, "params": params, "fps": FPS, "sample_rate": SAMPLE_RATE, "size": size,
+              "views": views, "au_names": list(AU_NAMES), "exp_names": list(EXP_NAMES),
+              "identities": identities, "clips": clips, "speech": speech}
+    (root / "corpus.json").write_text(json.dumps(corpus, indent=1) + "\n")

@@ -1,0 +1,120 @@
+"""Spontaneous motion of the synthetic speaker: blinks, brows, head pose, style, lighting drift.
+
+All processes are driven by one ``numpy.random.Generator`` so a seed fixes every curve.
+
+- Blinks: a renewal process with natural rate (0.2–0.5 per second) and duration (150–250 ms), fast
+  closing and slower opening (AU45, OpenFace's blink unit).
+- Head pose: smooth stochastic process (sum of low-pass filtered noises) of small rotations, like the
+  papers' frontal videos, plus small nods that follow speech energy.
+- Brow raises at some phrase starts (AU1/AU2), a slowly varying smile (AU12) and dimpler (AU14).
+- Unnamed expression components: small smooth noise (speaker "style").
+- Lighting drift: slow change of the SH coefficients (optional).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talklib.data.dataset import EXP_NAMES
+
+EXP = {n: i for i, n in enumerate(EXP_NAMES)}
+
+
+def smooth_noise(rng: np.random.Generator, n: int, dims: int, cutoff_hz: float, fps: int = 25) -> np.ndarray:
+    """(n, dims) zero-mean unit-variance noise low-passed at ``cutoff_hz`` (Gaussian kernel)."""
+    sigma = fps / (2 * np.pi * cutoff_hz)
+    half = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    k /= k.sum()
+    x = rng.normal(size=(n + 2 * half, dims))
+    y = np.stack([np.convolve(x[:, d], k, mode="valid") for d in range(dims)], 1)[:n]
+    return y / (y.std(0, keepdims=True) + 1e-12)
+
+
+def blink_curve(rng: np.random.Generator, n: int, fps: int = 25, rate_hz: float = 0.3,
+                duration_s: tuple[float, float] = (0.15, 0.25)) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """(n,) eyelid closure in [0, 1] and the blink intervals [(start_s, end_s)].
+
+    Inter-blink gaps: a gamma renewal process with mean 1/rate_hz (refractory, more regular than Poisson).
+    """
+    t_end = n / fps
+    t = rng.uniform(0.3, 1.0 / rate_hz)
+    events = []
+    while t < t_end:
+        d = rng.uniform(*duration_s)
+        events.append((t, t + d))
+        t += d + rng.gamma(4.0, 1.0 / (4.0 * rate_hz))
+    fine = 200
+    tt = np.arange(n * fine // fps) / fine
+    c = np.zeros_like(tt)
+    for s, e in events:
+        d = e - s
+        close = s + 0.4 * d
+        up = (tt >= s) & (tt < close)
+        c[up] = np.maximum(c[up], np.sin(0.5 * np.pi * (tt[up] - s) / (close - s)))
+        down = (tt >= close) & (tt < e)
+        c[down] = np.maximum(c[down], np.cos(0.5 * np.pi * (tt[down] - close) / (e - close)))
+    # frame value = mean closure over the frame's exposure
+    frame = c[: n * (fine // fps)].reshape(n, fine // fps).mean(1) if fine % fps == 0 else c[:: fine // fps][:n]
+    return np.clip(frame * 1.15, 0, 1), events
+
+
+def speech_energy(timeline: list[tuple[str, float, float]], n: int, fps: int = 25) -> np.ndarray:
+    """(n,) 1 while speaking (non-SIL), 0 in pauses, smoothed over ~0.2 s."""
+    t = (np.arange(n) + 0.5) / fps
+    e = np.zeros(n)
+    for p, s, en in timeline:
+        if p != "SIL":
+            e[(t >= s) & (t < en)] = 1.0
+    k = np.ones(5) / 5
+    return np.convolve(e, k, mode="same")
+
+
+def spontaneous(rng: np.random.Generator, n: int, timeline, fps: int = 25, blink_rate: float | None = None,
+                pose_scale: float = 1.0, lighting_drift: bool = True, base_illu: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
+    """Non-mouth curves for n frames: exp_extra (n, 79) (to add to the mouth curves), pose (n, 6), illu (n, 27)."""
+    exp = np.zeros((n, 79), np.float64)
+    rate = blink_rate if blink_rate is not None else rng.uniform(0.2, 0.5)
+    blink, _ = blink_curve(rng, n, fps, rate)
+    asym = 1.0 + 0.05 * rng.normal()
+    exp[:, EXP["blink_left"]] = blink
+    exp[:, EXP["blink_right"]] = np.clip(blink * asym, 0, 1)
+    energy = speech_energy(timeline, n, fps)
+    # brow raises at the starts of some phrases
+    t = (np.arange(n) + 0.5) / fps
+    starts = [s for (p, s, _), (q, _, _) in zip(timeline[1:], timeline[:-1]) if q == "SIL" and p != "SIL"]
+    for s in starts:
+        if rng.uniform() < 0.5:
+            amp = rng.uniform(0.3, 0.8)
+            dur = rng.uniform(0.4, 0.9)
+            bump = amp * np.exp(-0.5 * ((t - s - dur / 2) / (dur / 3)) ** 2)
+            exp[:, EXP["brow_inner_raise"]] += bump
+            exp[:, EXP["brow_outer_raise"]] += bump * rng.uniform(0.5, 1.0)
+    exp[:, EXP["smile"]] += np.clip(0.15 + 0.15 * smooth_noise(rng, n, 1, 0.1, fps)[:, 0], 0, 1)
+    exp[:, EXP["dimpler"]] += np.clip(0.1 * smooth_noise(rng, n, 1, 0.2, fps)[:, 0], 0, 1)
+    exp[:, len(EXP_NAMES):] = 0.3 * smooth_noise(rng, n, 79 - len(EXP_NAMES), 0.5, fps)
+    # head pose: yaw, pitch, roll (deg), translation (m)
+    slow = smooth_noise(rng, n, 6, 0.15, fps)
+    fast = smooth_noise(rng, n, 3, 1.0, fps)
+    pose = np.zeros((n, 6))
+    pose[:, 0] = pose_scale * (3.0 * slow[:, 0] + 0.6 * fast[:, 0])
+    pose[:, 1] = pose_scale * (2.0 * slow[:, 1] + 0.8 * fast[:, 1] * energy)
+    pose[:, 2] = pose_scale * (1.2 * slow[:, 2])
+    pose[:, 3:] = pose_scale * 0.004 * slow[:, 3:]
+    # lighting
+    from talklib.face3d.model import default_illumination
+
+    base = default_illumination() if base_illu is None else base_illu
+    illu = np.repeat(base[None].astype(np.float64), n, 0)
+    if lighting_drift:
+        drift = smooth_noise(rng, n, 4, 0.05, fps)
+        L = illu.reshape(n, 3, 9)
+        L[:, :, 0] *= (1.0 + 0.05 * drift[:, :1])
+        L[:, :, 3] += 0.25 * drift[:, 1:2]        # light moves left/right (x band-1)
+        L[:, :, 1] += 0.12 * drift[:, 2:3]        # up/down
+        L[:, 0, 0] *= 1.0 + 0.02 * drift[:, 3]    # slight colour temperature change
+        L[:, 2, 0] *= 1.0 - 0.02 * drift[:, 3]
+        illu = L.reshape(n, 27)
+    return {"exp_extra": exp.astype(np.float32), "pose": pose.astype(np.float32), "illu": illu.astype(np.float32),
+            "blink_rate": np.float32(rate)}
