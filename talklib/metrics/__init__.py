@@ -1,0 +1,1 @@
+"""The evaluation suite: image quality, landmarks, sharpness, blinks, action units, head pose."""

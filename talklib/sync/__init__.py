@@ -1,0 +1,1 @@
+"""The lip-sync discriminator (SyncNet-style), its losses, and the AV offset / LSE-D / LSE-C meters."""

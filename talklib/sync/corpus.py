@@ -1,0 +1,60 @@
+"""Training and test material for the lip-sync expert from the synthetic speaker's corpus.
+
+- Rendered clips: their frontal frames, ground-truth 2D landmarks (``gt/lmk2d_front.npy``) and audio.
+- Speech-only clips (many voices and texts, no frames): we render their ground-truth expression curves
+  with ``talklib.face3d.render`` on a training identity — the head pose and lighting of that identity's
+  training clip, cycled — so the expert sees far more speech than the few rendered clips hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talklib.sync.model import SyncConfig
+from talklib.sync.train import SyncClip, prepare_clip
+
+
+def clip_sync_data(clip, cfg: SyncConfig) -> SyncClip:
+    """A rendered ``talklib.data.dataset.Clip`` (front view) -> ``SyncClip`` with ground-truth landmarks."""
+    return prepare_clip(clip.frames("front"), clip.landmarks2d("front"), clip.audio(), cfg)
+
+
+def render_speech(speech, identity_clip, device=None, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Render a speech-only clip's ``exp`` (T, 79) frontally on ``identity_clip``'s identity, with that
+    clip's head pose and lighting cycled. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
+    import torch
+
+    from talklib.face3d.model import MorphableModel
+    from talklib.face3d.render import render
+
+    exp = speech.exp().astype(np.float32)
+    T = len(exp)
+    cam = identity_clip.camera("front")
+    pose = identity_clip.pose().astype(np.float32)
+    illu = identity_clip.illu().astype(np.float32)
+    cyc = np.arange(T) % len(pose)
+    pose, illu = pose[cyc], illu[cyc]
+    h, w = identity_clip.size
+    t = MorphableModel.from_asset().tensors(device)
+    bg = torch.as_tensor(identity_clip.background().astype(np.float32) / 255.0, device=device)
+    id_c = torch.as_tensor(identity_clip.id_coeffs(), device=device)
+    alb_c = torch.as_tensor(identity_clip.alb_coeffs(), device=device)
+    c2w = torch.as_tensor(np.asarray(cam.c2w_world[0], np.float32), device=device)
+    frames = np.empty((T, h, w, 3), np.uint8)
+    lmk = np.empty((T, 478, 2), np.float32)
+    with torch.no_grad():
+        for b0 in range(0, T, batch):
+            b1 = min(T, b0 + batch)
+            n = b1 - b0
+            out = render(t, id_c[None].expand(n, -1), torch.as_tensor(exp[b0:b1], device=device),
+                         alb_c[None].expand(n, -1), torch.as_tensor(illu[b0:b1], device=device),
+                         torch.as_tensor(pose[b0:b1], device=device), c2w[None].expand(n, -1, -1),
+                         cam.focal, cam.cx, cam.cy, h, w, bg)
+            frames[b0:b1] = (out["rgb"].cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+            lmk[b0:b1] = out["lmk2d"].cpu().numpy()
+    return frames, lmk
+
+
+def speech_sync_data(speech, identity_clip, cfg: SyncConfig, device=None) -> SyncClip:
+    frames, lmk = render_speech(speech, identity_clip, device)
+    return prepare_clip(frames, lmk, speech.audio(), cfg)
