@@ -1,0 +1,1 @@
+"""Audio: loading, frame-aligned features, SpeechSplit disentanglement, phoneme recognizer, contrastive sync."""
