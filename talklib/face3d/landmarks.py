@@ -8,6 +8,10 @@ mediapipe is imported only inside these functions: the generator and the GPU mac
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 from talklib.errors import UserError
@@ -30,6 +34,20 @@ def _as_rgb_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for a moment (C++ logging bypasses Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class LandmarkDetector:
     """A reusable mediapipe FaceMesh (static images, refined irises, one face).
 
@@ -38,13 +56,18 @@ class LandmarkDetector:
     """
 
     def __init__(self, min_detection_confidence: float = 0.5):
+        import warnings
+
+        warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
         try:
             from mediapipe.python.solutions import face_mesh
         except ImportError as e:  # pragma: no cover - depends on the machine
             raise UserError(f"mediapipe cannot be imported here ({e}): landmark detection needs the CPU "
                             f"environment from requirements.txt") from None
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                        min_detection_confidence=min_detection_confidence)
+        with _quiet_stderr():  # mediapipe's C++ start-up log lines, which no setting turns off
+            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=min_detection_confidence)
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # the first call logs too
 
     def __call__(self, image, with_z: bool = False) -> np.ndarray | None:
         rgb = _as_rgb_uint8(image)
