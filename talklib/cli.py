@@ -24,7 +24,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m talklib", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m talklib", description="talklib: talking-head NeRFs, reproduced.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         try:

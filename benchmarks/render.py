@@ -1,0 +1,164 @@
+"""Benchmark of the conditional NeRF on one GPU: fit time, held-out / novel-view quality, and
+rendering speed of the reference path against the fast path (occupancy skipping + Triton
+compositing + bf16 field + frame batching) at 512 x 512.
+
+    python benchmarks/render.py --data data/synthetic/full            # a corpus (first train clip) or a clip
+    python benchmarks/render.py --toy --size 512                       # the analytic toy head
+
+Prints a table and writes JSON (``--out-json``). Results are recorded in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from talklib.nerf.scene import toy_scene  # noqa: E402
+from talklib.nerf.train import evaluate, fit, model_for_scene, psnr, save_checkpoint  # noqa: E402
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    try:
+        from talklib.metrics.image import ssim as _ssim
+        return float(_ssim(a.cpu().numpy(), b.cpu().numpy(), data_range=1.0))
+    except ImportError:
+        from skimage.metrics import structural_similarity
+        return float(np.mean([structural_similarity(x, y, channel_axis=-1, data_range=1.0)
+                              for x, y in zip(a.cpu().numpy(), b.cpu().numpy())]))
+
+
+def load_scene(args, dev):
+    if args.toy:
+        t = time.perf_counter()
+        s = toy_scene(args.frames, args.size, seed=0, head_yaw_deg=15.0, test_every=11, device=dev)
+        print(f"toy scene {args.frames} frames {args.size}^2 in {time.perf_counter() - t:.1f}s", flush=True)
+        return s, "toy"
+    from talklib.data.dataset import load_dataset
+    from talklib.nerf.scene import from_clip
+
+    ds = load_dataset(args.data)
+    clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
+    s = from_clip(clip, size=args.size, max_frames=args.frames or None)
+    return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})"
+
+
+def timed(fn, reps: int, dev) -> float:
+    fn()
+    torch.cuda.synchronize(dev) if dev.type == "cuda" else None
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    torch.cuda.synchronize(dev) if dev.type == "cuda" else None
+    return (time.perf_counter() - t) / reps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="data/synthetic/full")
+    ap.add_argument("--toy", action="store_true")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--frames", type=int, default=0, help="use the first N frames (0: all; toy: default 220)")
+    ap.add_argument("--fit-seconds", type=float, default=300.0)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--target-psnr", type=float, default=32.0)
+    ap.add_argument("--upsample", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=8, help="frames per fast-path render call")
+    ap.add_argument("--occ-res", type=int, default=128)
+    ap.add_argument("--speed-size", type=int, default=512, help="image size the speed is measured at")
+    ap.add_argument("--lr", type=float, default=5e-3)
+    ap.add_argument("--out-json", default="")
+    ap.add_argument("--ckpt", default="")
+    args = ap.parse_args()
+    if args.toy and not args.frames:
+        args.frames = 220
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    scene, source = load_scene(args, dev)
+    test = torch.as_tensor(scene.test_idx)
+    torch.manual_seed(0)
+    model = model_for_scene(scene, upsample=args.upsample, n_samples=args.samples, occ_res=args.occ_res,
+                            field=dict(feat_dim=16, plane_res=[64, 128, 256], plane_channels=8, hidden=64,
+                                       cond_code=32)).to(dev)
+    curve, reached = [], {}
+
+    def cb(step, m, row):
+        with torch.no_grad():
+            p = psnr(evaluate(m, scene, test[:8], mode="fast", half=False), scene.images[test[:8]])
+        t = row["time_s"]
+        curve.append({"step": step, "fit_s": t, "heldout_psnr8": p})
+        print(f"  step {step} fit {t:.0f}s held-out PSNR(8) {p:.2f}", flush=True)
+        if p >= args.target_psnr and "time_s" not in reached:
+            reached.update(step=step, time_s=t)
+        return False
+
+    hist: list = []
+    t_fit = time.perf_counter()
+    hist.extend(fit(model, scene, steps=args.steps, lr=args.lr, frames_per_step=2, occ_every=100, occ_conds=16,
+                    progress=False, time_budget_s=args.fit_seconds, callback=cb,
+                    callback_every=500))
+    fit_wall = time.perf_counter() - t_fit
+    model.eval()
+    with torch.no_grad():
+        model.update_occupancy(scene.cond[torch.as_tensor(scene.train_idx)[:64].to(dev)])
+        pred = evaluate(model, scene, test, mode="fast")
+        res = {"heldout_psnr": psnr(pred, scene.images[test]), "heldout_ssim": ssim(pred, scene.images[test])}
+        for yaw, nv in sorted(scene.novel.items()):
+            pn = evaluate(model, scene, nv["frames"], c2w=nv["c2w"], mode="fast")
+            res[f"novel_yaw{yaw:+g}_psnr"] = psnr(pn, nv["images"])
+            res[f"novel_yaw{yaw:+g}_ssim"] = ssim(pn, nv["images"])
+        # speed at the scene's resolution: reference (fp32, dense samples, PyTorch compositing, 1 frame/call)
+        H = W = args.speed_size
+        k = H / scene.H
+        fo, cx, cy = scene.focal * k, scene.cx * k, scene.cy * k
+        bgs = torch.nn.functional.interpolate(scene.bg.permute(2, 0, 1)[None], size=(H, W), mode="bilinear")[0]
+        bgs = bgs.permute(1, 2, 0).contiguous()
+        cond, cams = scene.cond[test], scene.c2w[test]
+        ref_one = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs,  # noqa: E731
+                                       mode="reference")
+        b = args.batch
+        reps_c = cond[:b] if len(cond) >= b else cond[:1].expand(b, -1)
+        reps_w = cams[:b] if len(cams) >= b else cams[:1].expand(b, -1, -1)
+        fast_b = lambda: model.render(reps_c, reps_w, fo, cx, cy, H, W, bgs, mode="fast", half=True)  # noqa: E731
+        fast_one = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs, mode="fast", half=True)  # noqa: E731
+        t_ref = timed(ref_one, 5, dev)
+        t_fast1 = timed(fast_one, 20, dev)
+        t_fastb = timed(fast_b, 10, dev) / b
+        pr = evaluate(model, scene, test, mode="reference", batch=1)
+        pf = evaluate(model, scene, test, mode="fast", half=True, batch=b)
+        res.update({
+            "fps_reference": 1.0 / t_ref, "fps_fast_batch1": 1.0 / t_fast1, f"fps_fast_batch{b}": 1.0 / t_fastb,
+            "speedup": t_ref / t_fastb, "psnr_reference_path": psnr(pr, scene.images[test]),
+            "psnr_fast_path": psnr(pf, scene.images[test]), "psnr_fast_vs_reference": psnr(pf, pr),
+            "occupied_fraction": float(model.occupancy.occupied.float().mean()),
+        })
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(),
+        "torch": torch.__version__, "command": " ".join(sys.argv), "source": source,
+        "size": [scene.H, scene.W], "speed_size": [H, W], "train_frames": int(len(scene.train_idx)), "test_frames": int(len(test)),
+        "fit_steps": hist[-1]["step"], "fit_s": hist[-1]["time_s"], "fit_wall_s": fit_wall,
+        "time_to_target_s": reached.get("time_s"), "target_psnr": args.target_psnr,
+        "model": model.config(), "curve": curve, "results": res,
+    }
+    print(json.dumps({k: v for k, v in info.items() if k not in ("model", "curve")}, indent=1))
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(info, indent=1))
+    if args.ckpt:
+        save_checkpoint(Path(args.ckpt) / "nerf.pt", model, step=hist[-1]["step"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""``python -m talklib render``: a talking-head video from a trained NeRF and a driving audio.
+
+    python -m talklib render --checkpoint DIR --audio WAV --out talk.mp4 [--yaw DEG] [--pitch DEG]
+
+One frame per 40 ms of audio (25 fps), the audio muxed in; the camera is the recorded one turned by
+yaw/pitch around the head. Nothing is written unless every frame rendered (the mp4 is written to a
+temporary name and renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from talklib.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="folder holding nerf.pt (written by notebook 03)")
+    parser.add_argument("--audio", required=True, help="driving audio (wav, flac, mp3, ...), any rate")
+    parser.add_argument("--out", required=True, help="output .mp4 path")
+    parser.add_argument("--yaw", type=float, default=0.0, help="degrees left/right of the recorded view (|yaw| <= 45)")
+    parser.add_argument("--pitch", type=float, default=0.0, help="degrees up/down (|pitch| <= 30)")
+    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    parser.add_argument("--batch", type=int, default=8, help="frames rendered together")
+
+
+def _check_output(out: Path) -> None:
+    if out.suffix.lower() != ".mp4":
+        raise UserError(f"output {out} does not end in .mp4: give a path such as talk.mp4")
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise UserError(f"output {out} is a folder: give a file path such as {out / 'talk.mp4'}")
+    if not parent.is_dir():
+        raise UserError(f"output folder {parent} does not exist: create it or choose another --out")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".talklib-write-test.", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError:
+        raise UserError(f"output folder {parent} is not writable: choose another --out") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from talklib.audio.io import load_audio
+    from talklib.data.video import write_video
+    from talklib.nerf.talk import check_view, conditions_from_audio, load_talker, render_frames
+    from talklib.runtime import pick_device
+
+    out = Path(args.out)
+    check_view(args.yaw, args.pitch)
+    _check_output(out)
+    audio = load_audio(args.audio)
+    if len(audio) < 640:
+        raise UserError(f"audio {args.audio} is {1000 * len(audio) / 16000:.1f} ms long, shorter than one "
+                        "video frame (40 ms): give a longer recording")
+    try:
+        dev = pick_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    model, a2e, extra = load_talker(args.checkpoint, dev)
+    with torch.no_grad():
+        cond = conditions_from_audio(a2e, extra, audio)
+        frames = render_frames(model, extra, cond, args.yaw, args.pitch, batch=args.batch,
+                               half=dev.type == "cuda")
+    n = frames.shape[0]
+    write_video(out, frames, fps=25, audio=audio[: n * 640], sample_rate=16000)
+    print(f"wrote {out}: {n} frames at 25 fps ({n / 25:.2f} s), {frames.shape[2]}x{frames.shape[1]}, "
+          f"yaw {args.yaw:g}, pitch {args.pitch:g}")
+    return 0

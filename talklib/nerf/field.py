@@ -1,0 +1,142 @@
+"""The conditional field F(x, d, condition) -> (z, sigma).
+
+One module covers the papers' variants by what goes into the condition vector:
+- AD-NeRF / Disentangled-audio NeRF Eq. (7): F(a_c, a_r, a_p, d, x) -> (c, sigma), audio codes;
+- NeRF-3DTalker Eq. (4): F(l, P, f_id, f_exp-aud, f_exp-style, f_alb, f_illu) -> (z, sigma), 3DMM
+  codes and a feature z instead of a colour;
+- DFA-NeRF Eq. (10): F(f, d, x) -> (c, sigma), head pose entering as the view direction d after the
+  samples are mapped into canonical head space (``talklib.nerf.rays.to_canonical``).
+
+The condition vector (B, cond_dim) is the concatenation of named parts (``ConditionSpec``); a small
+MLP turns it into a per-frame code. Points x in canonical unit coordinates [-1, 1]^3 are (optionally)
+moved by a condition-dependent deformation, encoded by a tri-plane grid, and decoded with the code
+into density and a geometry feature; the colour/feature head adds the encoded view direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from talklib.nerf.encoding import TriPlaneGrid, positional_dim, positional_encoding
+
+#: condition parts the papers use, with their usual sizes (3DMM sizes of the synthetic speaker).
+KNOWN_CONDITIONS = {
+    "audio": "audio-feature window, flattened (AD-NeRF: 16 x 29 DeepSpeech)",
+    "f_id": "3DMM identity (100)",
+    "f_exp_aud": "expression from speech movements (NeRF-3DTalker)",
+    "f_exp_style": "expression from speaking style (NeRF-3DTalker)",
+    "f_exp": "full 3DMM expression (79)",
+    "f_alb": "3DMM albedo (100)",
+    "f_illu": "spherical-harmonics illumination (27)",
+    "pose": "head pose as 6 numbers (rotation vector, translation)",
+    "eye": "eye-blink control (AD-NeRF / DFA-NeRF)",
+}
+
+
+@dataclass
+class ConditionSpec:
+    """Ordered named parts of the condition vector: ``{"f_exp": 79, "f_id": 100}``."""
+
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return sum(self.parts.values())
+
+    def pack(self, values: dict[str, Tensor]) -> Tensor:
+        """Concatenate named parts (each (B, dim_k)) in spec order -> (B, dim)."""
+        missing = [k for k in self.parts if k not in values]
+        if missing:
+            raise ValueError(f"condition parts {missing} missing: the field was built with {list(self.parts)}")
+        out = []
+        for k, d in self.parts.items():
+            v = values[k].reshape(values[k].shape[0], -1)
+            if v.shape[1] != d:
+                raise ValueError(f"condition part {k} has {v.shape[1]} numbers, the field expects {d}")
+            out.append(v)
+        return torch.cat(out, dim=1)
+
+
+@dataclass
+class FieldConfig:
+    cond_dim: int
+    cond_code: int = 32
+    plane_res: tuple[int, ...] = (32, 64, 128)
+    plane_channels: int = 8
+    hidden: int = 64
+    geo_dim: int = 15
+    feat_dim: int = 3
+    dir_freqs: int = 2
+    deform: bool = True
+    deform_freqs: int = 4
+    deform_scale: float = 0.1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["plane_res"] = list(self.plane_res)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FieldConfig":
+        d = dict(d)
+        d["plane_res"] = tuple(d["plane_res"])
+        return cls(**d)
+
+
+class ConditionalField(nn.Module):
+    """F(x, d, code) -> (z, sigma).
+
+    x: (N, 3) canonical points in [-1, 1]^3, d: (N, 3) unit view directions (canonical frame),
+    code: (N, cond_code) per-sample condition codes (``encode_condition`` of the frame, gathered).
+    z: (N, feat_dim) with channels 0..2 an RGB colour in [0, 1] and the rest free features;
+    sigma: (N,) non-negative density (per canonical unit length).
+    """
+
+    def __init__(self, cfg: FieldConfig):
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden
+        self.cond_net = nn.Sequential(nn.Linear(max(cfg.cond_dim, 1), h), nn.SiLU(), nn.Linear(h, cfg.cond_code))
+        if cfg.deform:
+            din = positional_dim(3, cfg.deform_freqs) + cfg.cond_code
+            self.deform_net = nn.Sequential(nn.Linear(din, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 3))
+            nn.init.zeros_(self.deform_net[-1].weight)
+            nn.init.zeros_(self.deform_net[-1].bias)
+        self.grid = TriPlaneGrid(cfg.plane_res, cfg.plane_channels)
+        self.density_net = nn.Sequential(
+            nn.Linear(self.grid.out_dim + cfg.cond_code, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(),
+            nn.Linear(h, 1 + cfg.geo_dim),
+        )
+        nn.init.constant_(self.density_net[-1].bias[:1], 0.0)
+        ddim = positional_dim(3, cfg.dir_freqs)
+        self.color_net = nn.Sequential(
+            nn.Linear(cfg.geo_dim + ddim + cfg.cond_code, h), nn.SiLU(), nn.Linear(h, cfg.feat_dim),
+        )
+
+    def encode_condition(self, cond: Tensor) -> Tensor:
+        """cond: (B, cond_dim) -> per-frame code (B, cond_code)."""
+        if self.cfg.cond_dim == 0:
+            cond = torch.zeros(cond.shape[0], 1, device=cond.device, dtype=cond.dtype)
+        return self.cond_net(cond)
+
+    def _geometry(self, x: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        if self.cfg.deform:
+            off = self.deform_net(torch.cat([positional_encoding(x, self.cfg.deform_freqs), code], dim=-1))
+            x = x + self.cfg.deform_scale * torch.tanh(off)
+        h = self.density_net(torch.cat([self.grid(x), code], dim=-1))
+        sigma = torch.exp(torch.clamp(h[:, 0], max=12.0))
+        return sigma, h[:, 1:]
+
+    def density(self, x: Tensor, code: Tensor) -> Tensor:
+        """sigma only (for the occupancy grid): x (N, 3), code (N, cond_code) -> (N,)."""
+        return self._geometry(x, code)[0]
+
+    def forward(self, x: Tensor, d: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        sigma, geo = self._geometry(x, code)
+        raw = self.color_net(torch.cat([geo, positional_encoding(d, self.cfg.dir_freqs), code], dim=-1))
+        z = torch.cat([torch.sigmoid(raw[:, :3]), raw[:, 3:]], dim=-1)
+        return z, sigma

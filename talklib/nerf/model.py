@@ -1,0 +1,171 @@
+"""The assembled talking-head renderer: conditional field + sampler + compositor + H_u + background.
+
+``TalkingNeRF.render`` draws frames: rays at the low resolution (H/f, W/f), samples clipped to the
+canonical head box, field evaluated only where the occupancy grid says so (fast mode) or everywhere
+(reference mode), Eq. (5) compositing, H_u upsampling, and the known background behind:
+
+    I = H_u(F) + (1 - up(A)) * background
+
+Everything the model needs to be rebuilt is in ``config`` (a JSON-able dict), saved with checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from talklib.nerf.composite import composite
+from talklib.nerf.field import ConditionalField, ConditionSpec, FieldConfig
+from talklib.nerf.rays import camera_rays, to_canonical
+from talklib.nerf.sampling import OccupancyGrid, ray_box, stratified_samples
+from talklib.nerf.upsampler import Upsampler
+
+
+@dataclass
+class NeRFConfig:
+    cond_parts: dict[str, int]
+    center: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    radius: float = 1.0
+    near: float = 0.0
+    far: float = 100.0
+    n_samples: int = 64
+    upsample: int = 1
+    up_hidden: int = 32
+    occ_res: int = 64
+    occ_alpha: float = 0.005
+    field: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["center"] = list(self.center)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NeRFConfig":
+        d = dict(d)
+        d["center"] = tuple(d["center"])
+        return cls(**d)
+
+
+class TalkingNeRF(nn.Module):
+    def __init__(self, cfg: NeRFConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.spec = ConditionSpec(dict(cfg.cond_parts))
+        fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=self.spec.dim).to_dict(), **cfg.field,
+                                      "cond_dim": self.spec.dim})
+        self.cfg.field = fcfg.to_dict()
+        self.field = ConditionalField(fcfg)
+        self.upsampler = Upsampler(fcfg.feat_dim, cfg.upsample, cfg.up_hidden)
+        self.occupancy = OccupancyGrid(cfg.occ_res)
+        self.register_buffer("center", torch.tensor(cfg.center, dtype=torch.float32))
+        self.register_buffer("cond_mean", torch.zeros(self.spec.dim))
+        self.register_buffer("cond_std", torch.ones(self.spec.dim))
+
+    @torch.no_grad()
+    def set_condition_stats(self, cond: Tensor) -> None:
+        """Normalise conditions by the training set's mean and std (cond: (N, cond_dim))."""
+        self.cond_mean.copy_(cond.mean(dim=0))
+        self.cond_std.copy_(cond.std(dim=0, unbiased=False).clamp(min=1e-3) if cond.shape[0] > 1
+                            else torch.ones_like(self.cond_std))
+
+    def codes(self, cond: Tensor) -> Tensor:
+        """Per-frame condition codes (B, cond_code) from raw conditions (B, cond_dim)."""
+        return self.field.encode_condition((cond - self.cond_mean) / self.cond_std)
+
+    # ---- configuration -------------------------------------------------------------------------
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    @property
+    def sigma_threshold(self) -> float:
+        """Density under which a sample is skippable: alpha = occ_alpha at the typical step."""
+        step = 2.0 * self.cfg.radius * math.sqrt(3.0) / self.cfg.n_samples
+        return -math.log(1.0 - self.cfg.occ_alpha) / step
+
+    @torch.no_grad()
+    def update_occupancy(self, cond: Tensor, generator: torch.Generator | None = None) -> float:
+        """Occupancy over the conditions cond (K, cond_dim); returns the occupied fraction."""
+        codes = self.codes(cond)
+        frac = self.occupancy.update(self.field.density, codes, self.sigma_threshold, generator=generator)
+        if frac == 0.0:  # an empty grid would stop all gradients for good: start over from a full one
+            self.occupancy.occupied.fill_(True)
+            frac = 1.0
+        return frac
+
+    # ---- rendering -----------------------------------------------------------------------------
+    def render_rays(self, rays_o: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor,
+                    mode: str = "reference", perturb: bool = False, generator: torch.Generator | None = None,
+                    half: bool = False) -> tuple[Tensor, Tensor]:
+        """Composite features along rays (canonical frame).
+
+        rays_o, rays_d: (R, 3); codes: (B, cond_code) per frame; frame_of_ray: (R,) long.
+        mode: ``reference`` (every sample inside the box, PyTorch compositing) or ``fast``
+        (occupancy-grid skipping, compositing by ``composite(backend="auto")``: Triton on CUDA).
+        Returns features (R, C) and opacity (R,).
+        """
+        R, S = rays_o.shape[0], self.cfg.n_samples
+        tn, tf = ray_box(rays_o, rays_d, self.center, self.cfg.radius, self.cfg.near, self.cfg.far)
+        t, deltas = stratified_samples(tn, tf, S, generator=generator, perturb=perturb)
+        pts = rays_o[:, None, :] + t[..., None] * rays_d[:, None, :]
+        u = (pts - self.center) / self.cfg.radius
+        valid = (deltas > 0) & (u.abs() <= 1.0).all(dim=-1)
+        # The model's density is zero in empty grid cells (as in Instant-NGP): the reference path
+        # evaluates every sample and masks, the fast path evaluates only the occupied ones.
+        occ = self.occupancy.query(u) & valid
+        if mode == "fast":
+            valid = occ
+        elif mode != "reference":
+            raise ValueError(f"render mode {mode!r}: use reference or fast")
+        sel = valid.reshape(-1).nonzero().squeeze(1)
+        ray_of = sel // S
+        with torch.autocast(rays_o.device.type, dtype=torch.bfloat16, enabled=half):
+            z, sig = self.field(u.reshape(-1, 3)[sel], rays_d[ray_of], codes[frame_of_ray[ray_of]])
+        C = z.shape[-1]
+        if mode == "reference":
+            sig = sig * occ.reshape(-1)[sel]
+        sigma = torch.zeros(R * S, device=rays_o.device, dtype=torch.float32).index_copy(0, sel, sig.float())
+        feat = torch.zeros(R * S, C, device=rays_o.device, dtype=torch.float32).index_copy(0, sel, z.float())
+        backend = "reference" if mode == "reference" else "auto"
+        # densities are per canonical unit length: spacings measured in units of the box half-size
+        return composite(sigma.view(R, S), feat.view(R, S, C), deltas / self.cfg.radius, backend=backend)
+
+    def render(self, cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
+               bg: Tensor, head_pose: Tensor | None = None, mode: str = "reference", perturb: bool = False,
+               generator: torch.Generator | None = None, half: bool = False, chunk: int = 1 << 17) -> dict:
+        """Render B frames.
+
+        cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
+        bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
+        Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample.
+        """
+        f = self.cfg.upsample
+        if H % f or W % f:
+            raise ValueError(f"image size {H}x{W} is not a multiple of the upsampling factor {f}")
+        B, h, w = c2w.shape[0], H // f, W // f
+        o, d = camera_rays(c2w, focal / f, cx / f, cy / f, h, w)
+        if head_pose is not None:
+            o, d = to_canonical(o, d, head_pose)
+        codes = self.codes(cond)
+        o, d = o.reshape(-1, 3), d.reshape(-1, 3)
+        frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
+        feats, accs = [], []
+        for s in range(0, o.shape[0], chunk):
+            fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
+                                      mode=mode, perturb=perturb, generator=generator, half=half)
+            feats.append(fe)
+            accs.append(ac)
+        feat = torch.cat(feats).view(B, h, w, -1).permute(0, 3, 1, 2)
+        acc = torch.cat(accs).view(B, 1, h, w)
+        with torch.autocast(c2w.device.type, dtype=torch.bfloat16, enabled=half):
+            fg = self.upsampler(feat)
+        fg = fg.float()
+        acc_up = acc if f == 1 else F.interpolate(acc, scale_factor=f, mode="bilinear", align_corners=False)
+        bg = bg.to(fg.dtype)
+        bg = bg.unsqueeze(0) if bg.dim() == 3 else bg
+        rgb = fg + (1.0 - acc_up) * bg.permute(0, 3, 1, 2)
+        return {"rgb": rgb.permute(0, 2, 3, 1), "acc": acc[:, 0]}

@@ -1,0 +1,224 @@
+"""Training data for the NeRF held in memory (``SceneData``), and a toy scene with known answers.
+
+``SceneData`` is what ``talklib.nerf.train.fit`` consumes: frames, per-frame conditions and cameras,
+intrinsics, the background, the canonical head box and the novel views of held-out frames. It is
+built from a synthetic-speaker clip (``from_clip``, AD-NeRF layout through ``talklib.data.dataset``)
+or made here (``toy_scene``): a head-like blob whose mouth opens with condition 0 and whose eyes
+close with condition 1, rendered exactly (dense ray marching of the analytic density), so every
+component can be tested before the speaker data exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from talklib.nerf.composite import composite_reference
+from talklib.nerf.rays import camera_rays, orbit
+from talklib.nerf.sampling import ray_box, stratified_samples
+
+
+@dataclass
+class SceneData:
+    images: Tensor            # (N, H, W, 3) float32 in [0, 1]
+    cond: Tensor              # (N, cond_dim)
+    c2w: Tensor               # (N, 4, 4) camera-to-world (head pose folded in, AD-NeRF style)
+    focal: float
+    cx: float
+    cy: float
+    bg: Tensor                # (H, W, 3)
+    center: tuple[float, float, float]
+    radius: float
+    near: float
+    far: float
+    cond_parts: dict[str, int]
+    train_idx: np.ndarray     # frame indices used for fitting
+    test_idx: np.ndarray      # held-out frames (same view as recorded)
+    novel: dict[float, dict] = field(default_factory=dict)   # yaw -> {"images", "c2w", "frames"}
+
+    @property
+    def H(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def W(self) -> int:
+        return int(self.images.shape[2])
+
+    def to(self, device) -> "SceneData":
+        mv = lambda t: t.to(device)  # noqa: E731
+        nov = {k: {**v, "images": mv(v["images"]), "c2w": mv(v["c2w"])} for k, v in self.novel.items()}
+        return SceneData(mv(self.images), mv(self.cond), mv(self.c2w), self.focal, self.cx, self.cy, mv(self.bg),
+                         self.center, self.radius, self.near, self.far, dict(self.cond_parts),
+                         self.train_idx, self.test_idx, nov)
+
+
+# ---- the toy scene ---------------------------------------------------------------------------------
+
+def _smooth_inside(q: Tensor, sharp: float) -> Tensor:
+    """1 inside the unit ball of q (..., 3), 0 outside, with a smooth edge."""
+    return torch.sigmoid((1.0 - q.norm(dim=-1)) * sharp)
+
+
+def toy_field(u: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    """Analytic density and colour of the toy head at unit points u (N, 3) under conditions (N, >=2).
+
+    cond[:, 0] in [0, 1] opens the mouth, cond[:, 1] in [0, 1] closes the eyes.
+    Returns rgb (N, 3) and sigma (N,).
+    """
+    jaw, blink = cond[:, 0:1], cond[:, 1:2]
+    head = _smooth_inside(u / torch.tensor([0.55, 0.68, 0.55], device=u.device), 40.0)
+    mouth_c = torch.tensor([0.0, -0.32, 0.48], device=u.device)
+    mouth_r = torch.cat([torch.full_like(jaw, 0.2), 0.02 + 0.14 * jaw, torch.full_like(jaw, 0.2)], dim=-1)
+    mouth = _smooth_inside((u - mouth_c) / mouth_r, 25.0)
+    nose = _smooth_inside((u - torch.tensor([0.0, -0.05, 0.55], device=u.device)) / 0.09, 30.0)
+    sigma = 60.0 * torch.clamp(head * (1.0 - mouth) + nose, 0.0, 1.0)
+    # colour: skin with soft bands, dark mouth interior, eyes (white + pupil) that close with blink
+    skin = torch.stack([0.85 + 0.08 * torch.sin(6 * u[:, 1]), 0.62 + 0.06 * torch.sin(5 * u[:, 0]),
+                        0.52 + 0.05 * torch.cos(4 * u[:, 2])], dim=-1)
+    inner = torch.tensor([0.35, 0.05, 0.08], device=u.device).expand_as(skin)
+    depth_in = _smooth_inside(u / torch.tensor([0.5, 0.63, 0.5], device=u.device), 40.0)[:, None]
+    rgb = skin * (1 - depth_in) + inner * depth_in
+    lips = _smooth_inside((u - mouth_c) / (mouth_r * 1.5 + 0.03), 20.0)[:, None] * (1 - depth_in)
+    rgb = rgb * (1 - lips) + torch.tensor([0.7, 0.2, 0.25], device=u.device) * lips
+    for sx in (-0.2, 0.2):
+        c = torch.tensor([sx, 0.16, 0.5], device=u.device)
+        eye = _smooth_inside((u - c) / torch.tensor([0.1, 0.07, 0.1], device=u.device), 30.0)[:, None]
+        pupil = _smooth_inside((u - c - torch.tensor([0.0, 0.0, 0.03], device=u.device)) / 0.045, 30.0)[:, None]
+        open_ = (1.0 - blink)
+        eye_rgb = torch.tensor([0.95, 0.95, 0.95], device=u.device) * (1 - pupil) + 0.08 * pupil
+        rgb = rgb * (1 - eye * open_) + eye_rgb * eye * open_
+    return rgb, sigma
+
+
+def render_toy(cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
+               bg: Tensor, n_samples: int = 256) -> Tensor:
+    """Ground-truth images (B, H, W, 3) of the toy scene (dense marching of ``toy_field``)."""
+    out = []
+    chunk = max(1, (1 << 22) // n_samples)
+    for b in range(c2w.shape[0]):
+        o, d = camera_rays(c2w[b:b + 1], focal, cx, cy, H, W)
+        o, d = o[0], d[0]
+        tn, tf = ray_box(o, d, torch.zeros(3, device=o.device), 1.0, 0.0, 100.0)
+        t, dl = stratified_samples(tn, tf, n_samples)
+        img = []
+        for s in range(0, o.shape[0], chunk):
+            R = min(chunk, o.shape[0] - s)
+            u = (o[s:s + R, None] + t[s:s + R, :, None] * d[s:s + R, None]).reshape(-1, 3)
+            rgb, sig = toy_field(u, cond[b:b + 1].expand(u.shape[0], -1))
+            f, a = composite_reference(sig.view(R, n_samples), rgb.view(R, n_samples, 3), dl[s:s + R])
+            img.append(f + (1 - a)[:, None] * bg.reshape(-1, 3)[s:s + R])
+        out.append(torch.cat(img).view(H, W, 3))
+    return torch.stack(out)
+
+
+def look_at(eye: Tensor, target: Tensor) -> Tensor:
+    """A camera-to-world matrix (4, 4) at ``eye`` looking at ``target`` with +y up."""
+    fwd = target - eye
+    fwd = fwd / fwd.norm()
+    right = torch.linalg.cross(fwd, torch.tensor([0.0, 1.0, 0.0]))
+    right = right / right.norm()
+    up = torch.linalg.cross(right, fwd)
+    m = torch.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, up, -fwd, eye
+    return m
+
+
+def toy_scene(n_frames: int = 40, size: int = 32, seed: int = 0, head_yaw_deg: float = 8.0,
+              novel_yaws: tuple[float, ...] = (-20.0, 20.0), test_every: int = 5,
+              device: torch.device | str = "cpu") -> SceneData:
+    """A toy talking head: ``n_frames`` frames of ``size`` x ``size`` pixels, 2 conditions.
+
+    Frames follow a talking rhythm (mouth open/close, occasional blinks) with small head turns
+    folded into the cameras; every ``test_every``-th frame is held out and also rendered at
+    ``novel_yaws``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    tt = torch.arange(n_frames, dtype=torch.float32) / 25.0
+    phase = torch.rand(1, generator=g).item() * 6.28
+    jaw = 0.5 + 0.5 * torch.sin(2 * math.pi * 1.7 * tt + phase) * torch.sin(2 * math.pi * 0.37 * tt + 1.0)
+    blink = (torch.sin(2 * math.pi * 0.45 * tt + phase) > 0.9).float()
+    cond = torch.stack([jaw, blink], dim=-1)
+    yaw = head_yaw_deg * torch.sin(2 * math.pi * 0.21 * tt + phase)
+    base = look_at(torch.tensor([0.0, 0.0, 3.0]), torch.zeros(3))
+    c2w = torch.stack([orbit(base[None], float(y), 0.0, torch.zeros(3))[0] for y in yaw])
+    focal = size * 1.6
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    bg = torch.stack([0.2 + 0.3 * xx, 0.35 + 0.2 * yy, 0.55 - 0.2 * xx], dim=-1)
+    cond, c2w, bg = cond.to(device), c2w.to(device), bg.to(device)
+    images = render_toy(cond, c2w, focal, size / 2, size / 2, size, size, bg)
+    idx = np.arange(n_frames)
+    test = idx[idx % test_every == test_every - 1]
+    train = np.setdiff1d(idx, test)
+    novel = {}
+    for y in novel_yaws:
+        cw = torch.stack([orbit(c2w[i:i + 1], y, 0.0, torch.zeros(3, device=device))[0] for i in test])
+        novel[float(y)] = {"images": render_toy(cond[test], cw, focal, size / 2, size / 2, size, size, bg),
+                           "c2w": cw, "frames": test}
+    return SceneData(images, cond, c2w, focal, size / 2, size / 2, bg, (0.0, 0.0, 0.0), 1.0, 0.0, 100.0,
+                     {"f_exp": 2}, train, test, novel)
+
+
+# ---- from a synthetic-speaker clip -------------------------------------------------------------------
+
+def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",), max_frames: int | None = None,
+              novel_yaw_max: float = 35.0, box_scale: float = 2.0) -> SceneData:
+    """A ``SceneData`` from a rendered clip (``talklib.data.dataset.Clip``), AD-NeRF style.
+
+    size: resize frames to size x size (None: keep); parts: condition parts from the ground truth,
+    any of f_exp (79), f_id (100), f_alb (100), f_illu (27), pose (6); max_frames: use the first ones.
+    Train/held-out split: the clip's own (transforms_train / transforms_val). Novel views: the clip's
+    views with |yaw| <= novel_yaw_max, at the held-out frames. The canonical head box is centred on
+    the 3D landmarks (mapped into the head frame) with a half-size ``box_scale`` times their extent.
+    """
+    from PIL import Image
+
+    n = clip.n_frames if max_frames is None else min(clip.n_frames, int(max_frames))
+    H0, W0 = clip.size
+    H, W = (H0, W0) if size is None else (int(size), int(size))
+    sx, sy = W / W0, H / H0
+
+    def load(view: str, idx) -> Tensor:
+        fr = clip.frames(view, idx)
+        if (H, W) != (H0, W0):
+            fr = np.stack([np.asarray(Image.fromarray(f).resize((W, H), Image.BILINEAR)) for f in fr])
+        return torch.from_numpy(fr).float() / 255.0
+
+    gt = {"f_exp": lambda: clip.exp(), "f_illu": lambda: clip.illu(), "pose": lambda: clip.pose(),
+          "f_id": lambda: np.repeat(clip.id_coeffs()[None], clip.n_frames, 0),
+          "f_alb": lambda: np.repeat(clip.alb_coeffs()[None], clip.n_frames, 0)}
+    conds, cparts = [], {}
+    for p in parts:
+        if p not in gt:
+            raise ValueError(f"condition part {p!r}: choose from {', '.join(gt)}")
+        a = np.asarray(gt[p](), np.float32).reshape(clip.n_frames, -1)[:n]
+        conds.append(a)
+        cparts[p] = a.shape[1]
+    cam = clip.camera("front")
+    c2w = torch.from_numpy(cam.c2w[:n]).float()
+    bg = clip.background()
+    if (H, W) != (H0, W0):
+        from PIL import Image as _I
+        bg = np.asarray(_I.fromarray(bg).resize((W, H), _I.BILINEAR))
+    # canonical head box from landmarks: world -> head frame with the inverse head pose
+    lm = clip.landmarks3d()[:n].astype(np.float64)
+    hp = clip.head_pose()[:n].astype(np.float64)
+    can = np.einsum("tij,tnj->tni", np.transpose(hp[:, :3, :3], (0, 2, 1)), lm - hp[:, None, :3, 3])
+    lo, hi = can.reshape(-1, 3).min(0), can.reshape(-1, 3).max(0)
+    center = tuple(float(c) for c in (lo + hi) / 2)
+    radius = float(box_scale * (hi - lo).max() / 2 * 1.25)
+    train = clip.train_ids[clip.train_ids < n]
+    test = clip.val_ids[clip.val_ids < n]
+    novel = {}
+    for v in clip.novel_views:
+        info = clip.view_info(v)
+        if abs(float(info.get("yaw_deg", 0.0))) <= novel_yaw_max and abs(float(info.get("pitch_deg", 0.0))) < 1e-6:
+            vc = clip.camera(v)
+            novel[float(info["yaw_deg"])] = {"images": load(v, test), "c2w": torch.from_numpy(vc.c2w[test]).float(),
+                                             "frames": test, "name": v}
+    return SceneData(load("front", np.arange(n)), torch.from_numpy(np.concatenate(conds, 1)), c2w,
+                     cam.focal * sx, cam.cx * sx, cam.cy * sy, torch.from_numpy(np.array(bg)).float() / 255.0,
+                     center, radius, 0.0, 100.0, cparts, train, test, novel)

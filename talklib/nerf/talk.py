@@ -1,0 +1,101 @@
+"""From a trained NeRF checkpoint and a driving audio to talking-head frames, at any view.
+
+A checkpoint folder holds ``nerf.pt`` (``talklib.nerf.train.save_checkpoint``) whose ``extra`` makes
+it self-contained for rendering: the camera (intrinsics, the recorded front camera), the background,
+the default condition vector (e.g. the speaker's f_id, f_alb, f_illu and mean expression), which
+slice of the condition the audio drives, and the audio -> expression network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from talklib.errors import UserError
+from talklib.nerf.audio2exp import Audio2Exp, mel_windows, predict
+from talklib.nerf.model import TalkingNeRF
+from talklib.nerf.rays import orbit
+from talklib.nerf.train import load_checkpoint, model_from_checkpoint
+
+FORMAT = "talklib-nerf-1"
+YAW_LIMIT = 45.0     # degrees either side of the recorded view
+PITCH_LIMIT = 30.0
+
+
+def render_extra(scene, audio2exp: Audio2Exp, audio_slice: tuple[int, int], cond_default: torch.Tensor,
+                 ref_frame: int = 0) -> dict:
+    """The ``extra`` dict to save with a checkpoint so that ``python -m talklib render`` can use it."""
+    bg = (scene.bg.detach().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return {
+        "format": FORMAT,
+        "camera": {"focal": float(scene.focal), "cx": float(scene.cx), "cy": float(scene.cy),
+                   "H": int(scene.H), "W": int(scene.W)},
+        "c2w": scene.c2w[ref_frame].detach().cpu().float(),
+        "bg": bg,
+        "cond_default": cond_default.detach().cpu().float(),
+        "audio_slice": [int(audio_slice[0]), int(audio_slice[1])],
+        "audio2exp": {"config": dict(audio2exp.cfg),
+                      "state": {k: v.detach().cpu() for k, v in audio2exp.state_dict().items()}},
+    }
+
+
+def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TalkingNeRF, Audio2Exp, dict]:
+    """The NeRF, its audio network and the render settings of a checkpoint folder."""
+    blob = load_checkpoint(ckpt_dir, map_location="cpu")
+    extra = blob.get("extra") or {}
+    if extra.get("format") != FORMAT:
+        raise UserError(f"checkpoint {ckpt_dir} has no rendering settings (format {extra.get('format')!r}, "
+                        f"expected {FORMAT!r}): train it with notebook 03 or benchmarks/render.py")
+    model = model_from_checkpoint(blob)
+    a_cfg = extra["audio2exp"]["config"]
+    a2e = Audio2Exp(**a_cfg)
+    s0, s1 = extra["audio_slice"]
+    if extra["cond_default"].shape[0] != model.spec.dim or a_cfg["out_dim"] != s1 - s0:
+        raise UserError(f"checkpoint {ckpt_dir} mixes parts of different configurations (condition of "
+                        f"{extra['cond_default'].shape[0]} numbers, field expects {model.spec.dim}): retrain it")
+    try:
+        a2e.load_state_dict(extra["audio2exp"]["state"])
+    except RuntimeError:
+        raise UserError(f"checkpoint {ckpt_dir}: its audio network does not fit its configuration: retrain it") from None
+    return model.to(device).eval(), a2e.to(device).eval(), extra
+
+
+def check_view(yaw: float, pitch: float) -> None:
+    if not (abs(yaw) <= YAW_LIMIT):
+        raise UserError(f"yaw {yaw} degrees is out of range: use -{YAW_LIMIT:g}..{YAW_LIMIT:g} (0 = recorded view)")
+    if not (abs(pitch) <= PITCH_LIMIT):
+        raise UserError(f"pitch {pitch} degrees is out of range: use -{PITCH_LIMIT:g}..{PITCH_LIMIT:g} (0 = recorded view)")
+
+
+@torch.no_grad()
+def conditions_from_audio(a2e: Audio2Exp, extra: dict, audio: np.ndarray) -> torch.Tensor:
+    """(N, cond_dim) conditions, one per 40 ms of audio: defaults with the audio-driven slice predicted."""
+    win = mel_windows(audio)
+    dev = next(a2e.parameters()).device
+    exp = predict(a2e, win)
+    cond = extra["cond_default"].to(dev).expand(exp.shape[0], -1).clone()
+    s0, s1 = extra["audio_slice"]
+    cond[:, s0:s1] = exp
+    return cond
+
+
+@torch.no_grad()
+def render_frames(model: TalkingNeRF, extra: dict, cond: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0,
+                  batch: int = 8, progress: bool = True, half: bool = False) -> np.ndarray:
+    """Render (N, H, W, 3) uint8 frames for conditions (N, cond_dim) from the recorded camera turned
+    by yaw/pitch around the head centre."""
+    check_view(yaw, pitch)
+    dev = cond.device
+    cam = extra["camera"]
+    c2w = orbit(extra["c2w"][None].to(dev), yaw, pitch, model.center.to(dev))
+    bg = extra["bg"].to(dev).float() / 255.0
+    frames = []
+    for s in tqdm(range(0, cond.shape[0], batch), desc="render", disable=not progress):
+        c = cond[s:s + batch]
+        out = model.render(c, c2w.expand(c.shape[0], -1, -1), cam["focal"], cam["cx"], cam["cy"],
+                           cam["H"], cam["W"], bg, mode="fast", half=half)
+        frames.append((out["rgb"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+    return np.concatenate(frames)

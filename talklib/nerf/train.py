@@ -1,0 +1,184 @@
+"""Fitting the conditional NeRF to a speaker: photometric loss Eq. (6), resumable checkpoints.
+
+    L_pho = || H_u(F(r; theta, condition)) + (1 - A) * background - I ||^2       (NeRF-3DTalker Eq. (6))
+
+Each step renders ``frames_per_step`` whole training frames at the low resolution (H_u needs whole
+images), with jittered samples and occupancy-grid skipping once the grid has been computed, and
+takes one Adam step. A checkpoint (model config, weights, optimiser, step, loss history, random
+state) is written atomically every ``ckpt_every`` steps and at the end; calling ``fit`` again with
+the same checkpoint folder continues from the last one.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from talklib.errors import UserError
+from talklib.nerf.model import NeRFConfig, TalkingNeRF
+from talklib.nerf.scene import SceneData
+from talklib.outputs import atomic_write_bytes
+
+CKPT_NAME = "nerf.pt"
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
+    mse = torch.mean((a.clamp(0, 1) - b) ** 2).item()
+    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
+
+
+def model_for_scene(scene: SceneData, **overrides) -> TalkingNeRF:
+    """A model sized for ``scene`` (its conditions and head box); ``overrides`` set NeRFConfig fields,
+    ``field=dict(...)`` the FieldConfig fields."""
+    cfg = NeRFConfig(cond_parts=dict(scene.cond_parts), center=tuple(float(c) for c in scene.center),
+                     radius=float(scene.radius), near=float(scene.near), far=float(scene.far))
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ValueError(f"unknown NeRF setting {k!r}")
+        setattr(cfg, k, v)
+    model = TalkingNeRF(cfg)
+    model.set_condition_stats(scene.cond[torch.as_tensor(scene.train_idx, dtype=torch.long).to(scene.cond.device)].cpu())
+    return model
+
+
+def save_checkpoint(path: str | Path, model: TalkingNeRF, extra: dict | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, step: int = 0,
+                    history: list | None = None) -> Path:
+    """Write model config + weights (+ optimiser/step/history for resuming) atomically."""
+    blob = {"config": model.config(), "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "step": int(step), "history": list(history or []), "extra": extra or {}}
+    if optimizer is not None:
+        blob["optimizer"] = optimizer.state_dict()
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint written by ``save_checkpoint`` (weights_only)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    if not path.is_file():
+        raise UserError(f"no NeRF checkpoint at {path}: pass the folder a training run wrote (it holds {CKPT_NAME})")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's problem to fix
+        raise UserError(f"{path} is not a readable NeRF checkpoint ({type(e).__name__}): retrain or pass another") from None
+    if not isinstance(blob, dict) or "config" not in blob or "state" not in blob:
+        raise UserError(f"{path} is not a talklib NeRF checkpoint: pass the folder written by talklib's NeRF training")
+    return blob
+
+
+def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF:
+    """Rebuild the model of a checkpoint; ``expect`` (a config dict) must match when given."""
+    cfg = blob["config"]
+    if expect is not None and cfg != expect:
+        diff = sorted(k for k in set(cfg) | set(expect) if cfg.get(k) != expect.get(k))
+        raise UserError(f"checkpoint was trained with another configuration (differs in {', '.join(diff)}): "
+                        "use a fresh checkpoint folder or the settings it was trained with")
+    model = TalkingNeRF(NeRFConfig.from_dict(cfg))
+    try:
+        model.load_state_dict(blob["state"])
+    except RuntimeError:
+        raise UserError("checkpoint weights do not fit its configuration: the file is damaged, retrain") from None
+    return model
+
+
+def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path | None = None,
+        lr: float = 1e-2, frames_per_step: int = 1, ckpt_every: int = 200, occ_every: int = 100,
+        occ_conds: int = 16, tv_weight: float = 1e-4, seed: int = 0, half: bool = False,
+        progress: bool = True, extra: dict | None = None, time_budget_s: float | None = None,
+        callback=None, callback_every: int = 0) -> list[dict]:
+    """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
+
+    History rows: {"step", "loss", "psnr", "occupied", "time_s"}. With ``ckpt_dir``, resumes from
+    ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there.
+    ``callback(step, model, row) -> bool`` runs every ``callback_every`` steps (time outside it is not
+    counted in ``time_s``); returning True stops training. ``time_budget_s`` stops after that much
+    training time.
+    """
+    dev = scene.images.device
+    grid_params = list(model.field.grid.parameters())
+    other = [p for n, p in model.named_parameters() if not n.startswith("field.grid.")]
+    opt = torch.optim.Adam([{"params": grid_params, "lr": lr * 2}, {"params": other, "lr": lr}],
+                           betas=(0.9, 0.99), eps=1e-12)
+    sched = lambda s: 0.1 ** (s / max(steps, 1))  # noqa: E731  exponential decay to lr/10
+    start, history = 0, []
+    ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
+    if ckpt is not None and ckpt.is_file():
+        blob = load_checkpoint(ckpt, map_location=dev)
+        if blob["config"] != model.config():
+            model_from_checkpoint(blob, expect=model.config())   # raises the configuration error
+        model.load_state_dict(blob["state"])
+        if "optimizer" in blob:
+            opt.load_state_dict(blob["optimizer"])
+        start, history = int(blob["step"]), list(blob["history"])
+    g = torch.Generator(device=dev).manual_seed(seed * 1000 + start)
+    gcpu = torch.Generator().manual_seed(seed * 1000 + 7 + start)
+    train_idx = torch.as_tensor(scene.train_idx, dtype=torch.long)
+    use_grid = start >= occ_every
+    if use_grid:
+        model.update_occupancy(_occ_conditions(scene, occ_conds, gcpu), generator=g)
+    t0 = time.perf_counter() - (history[-1]["time_s"] if history else 0.0)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="fit NeRF", disable=not progress)
+    occupied = float(model.occupancy.occupied.float().mean())
+    for step in bar:
+        for pg in opt.param_groups:
+            pg["lr"] = pg.setdefault("base_lr", pg["lr"]) * sched(step)
+        pick = train_idx[torch.randint(len(train_idx), (frames_per_step,), generator=gcpu)].to(dev)
+        out = model.render(scene.cond[pick], scene.c2w[pick], scene.focal, scene.cx, scene.cy, scene.H, scene.W,
+                           scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half)
+        mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
+        loss = mse + tv_weight * model.field.grid.smoothness()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % occ_every == 0:
+            occupied = model.update_occupancy(_occ_conditions(scene, occ_conds, gcpu), generator=g)
+            use_grid = True
+        row = {"step": step + 1, "loss": float(mse.detach()), "psnr": -10.0 * float(torch.log10(mse.detach())),
+               "occupied": occupied, "time_s": time.perf_counter() - t0}
+        history.append(row)
+        if step % 10 == 0:
+            bar.set_postfix(psnr=f"{row['psnr']:.1f}", occ=f"{occupied:.2f}")
+        stop = False
+        if callback is not None and callback_every and (step + 1) % callback_every == 0:
+            tc = time.perf_counter()
+            model.eval()
+            stop = bool(callback(step + 1, model, row))
+            model.train()
+            t0 += time.perf_counter() - tc
+        last = stop or step + 1 == steps or (time_budget_s is not None and row["time_s"] > time_budget_s)
+        if ckpt is not None and ((step + 1) % ckpt_every == 0 or last):
+            save_checkpoint(ckpt, model, extra, opt, step + 1, history)
+        if last:
+            break
+    for pg in opt.param_groups:
+        pg.pop("base_lr", None)
+    return history
+
+
+def _occ_conditions(scene: SceneData, k: int, gen: torch.Generator) -> torch.Tensor:
+    idx = torch.as_tensor(scene.train_idx, dtype=torch.long)
+    pick = idx[torch.randperm(len(idx), generator=gen)[:k]]
+    return scene.cond[pick.to(scene.cond.device)]
+
+
+@torch.no_grad()
+def evaluate(model: TalkingNeRF, scene: SceneData, frames, c2w: torch.Tensor | None = None,
+             mode: str = "fast", batch: int = 4, half: bool = False) -> torch.Tensor:
+    """Render frames (indices into the scene, optionally with other cameras (M, 4, 4)) -> (M, H, W, 3)."""
+    frames = torch.as_tensor(frames, dtype=torch.long)
+    cams = scene.c2w[frames.to(scene.c2w.device)] if c2w is None else c2w
+    out = []
+    for s in range(0, len(frames), batch):
+        f = frames[s:s + batch].to(scene.cond.device)
+        out.append(model.render(scene.cond[f], cams[s:s + batch], scene.focal, scene.cx, scene.cy,
+                                scene.H, scene.W, scene.bg, mode=mode, half=half)["rgb"].clamp(0, 1))
+    return torch.cat(out)
