@@ -159,3 +159,10 @@ def test_the_kernel_is_registered_inside_the_venv():
     spec = KernelSpecManager().get_kernel_spec("talklib")
     assert Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve())
     assert Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+
+
+def test_notebooks_pair_with_ipynb_and_use_the_talklib_kernel():
+    for nb in discover():
+        head = nb.path.read_text().split("# ---", 2)[1]
+        assert "formats: ipynb,py:percent" in head, f"{nb.path.name}: pair with ipynb (jupytext.toml) for Lab"
+        assert "name: talklib" in head, f"{nb.path.name}: the kernelspec must be talklib"
