@@ -19,6 +19,7 @@ import numpy as np
 
 from talklib.data.dataset import AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Corpus, load_corpus
 from talklib.errors import UserError
+from talklib.outputs import replace_dir
 
 GENERATOR_VERSION = "speaker-1"
 IDENTITY_VOICES = ("us_f", "gb_m", "us_m", "gb_f", "us_m2", "sc_m")
@@ -97,13 +98,7 @@ def build_corpus(path: Path, preset: str, seed: int, params: dict, fp: str, prog
         # and one thread keeps every float reduction in the same order (byte-identical files)
         torch.set_num_threads(1)
         _build_into(tmp, preset, seed, params, fp, progress, device)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

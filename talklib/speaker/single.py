@@ -10,6 +10,7 @@ import numpy as np
 
 from talklib.data.dataset import FPS, SAMPLE_RATE, Clip, load_clip
 from talklib.errors import UserError
+from talklib.outputs import replace_dir
 
 
 def synth_clip(out: str | Path, preset: str = "small", seed: int = 0, text: str | None = None,
@@ -60,13 +61,7 @@ def synth_clip(out: str | Path, preset: str = "small", seed: int = 0, text: str 
                      "blink_rate_hz": float(curves["blink_rate"])})
         write_clip(tmp, out.name, wav, timeline, curves, id_c, alb_c, bg, parse_views(params["views"]), size, meta,
                    device=device)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
