@@ -174,6 +174,7 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
         papermill.execute_notebook(
             str(src), str(dst), parameters=step.params, kernel_name=KERNEL, cwd=str(ROOT),
             prepare_only=prepare_to is not None, progress_bar=False, log_output=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its warning about TCP on localhost
         )
     except PapermillExecutionError as e:
         step.status = "failed"
