@@ -48,7 +48,9 @@ def load_scene(args, dev):
 
     ds = load_dataset(args.data)
     clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
-    s = from_clip(clip, size=args.size, max_frames=args.frames or None)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    s = from_clip(clip, size=args.size, max_frames=args.frames or None, parts=parts, exp_dims=args.exp_dims or None,
+                  masks=args.mask_weight > 0)
     return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})"
 
 
@@ -77,6 +79,9 @@ def main() -> int:
     ap.add_argument("--occ-res", type=int, default=128)
     ap.add_argument("--speed-size", type=int, default=512, help="image size the speed is measured at")
     ap.add_argument("--lr", type=float, default=5e-3)
+    ap.add_argument("--parts", default="f_exp,f_illu", help="condition parts of a clip (f_illu last: linear SH shading)")
+    ap.add_argument("--exp-dims", type=int, default=12, help="first N expression numbers (0: all 79)")
+    ap.add_argument("--mask-weight", type=float, default=0.0, help="opacity-vs-head-mask loss weight (clips)")
     ap.add_argument("--out-json", default="")
     ap.add_argument("--ckpt", default="")
     args = ap.parse_args()
@@ -106,7 +111,7 @@ def main() -> int:
     hist: list = []
     t_fit = time.perf_counter()
     hist.extend(fit(model, scene, steps=args.steps, lr=args.lr, frames_per_step=2, occ_every=100, occ_conds=16,
-                    progress=False, time_budget_s=args.fit_seconds, callback=cb,
+                    progress=False, time_budget_s=args.fit_seconds, callback=cb, mask_weight=args.mask_weight,
                     callback_every=500))
     fit_wall = time.perf_counter() - t_fit
     model.eval()

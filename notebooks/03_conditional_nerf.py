@@ -43,6 +43,9 @@ nerf_plane_res = "16,32,64"
 nerf_occ_res = 32
 nerf_a2e_steps = 300
 nerf_video_frames = 50
+nerf_exp_dims = 12
+nerf_illu = True
+nerf_mask_weight = 0.0
 
 # %%
 from talklib.notebook import setup
@@ -75,15 +78,22 @@ if dev.type == "cpu":
 # %% [markdown]
 # ## 1 · The data: one speaker's training clip, AD-NeRF style
 # Frames of the frontal camera with their camera-to-world matrices in the head's canonical frame
-# (the head is still, the camera moves), the background `bc.png`, and for each frame the
-# ground-truth 3DMM expression f_exp (79 numbers) — the condition. AD-NeRF's split: the last 1/11
-# of the frames are held out. The same held-out frames exist from novel cameras (±30° yaw).
+# (the head is still, the camera moves), the background `bc.png`, the head masks, and for each
+# frame the condition (NeRF-3DTalker Eq. (4)): the ground-truth 3DMM expression f_exp — only its
+# first `nerf_exp_dims` = 12 numbers, the named ones (`EXP_NAMES`: jaw, lips, smile, blinks,
+# brows); the other 67 are small random deformations that, with only ~230 frames, a field uses as a
+# per-frame ID to memorise the frames instead of learning the expression — and the lighting f_illu
+# (27 SH coefficients), which drifts slowly through the clip. AD-NeRF's split: the last 1/11 of the
+# frames are held out, so they show lighting the training frames never had (the lighting enters the
+# colour linearly for that reason, see section 3). The same held-out frames exist from novel cameras
+# (±30° yaw).
 
 # %%
 t0 = time.perf_counter()
 corpus = ensure_corpus(data_dir, preset=preset, seed=seed)
 clip = corpus.clip(split="train")
-scene = from_clip(clip, size=nerf_size).to(dev)
+parts = ("f_exp", "f_illu") if nerf_illu else ("f_exp",)
+scene = from_clip(clip, size=nerf_size, parts=parts, exp_dims=nerf_exp_dims, masks=nerf_mask_weight > 0).to(dev)
 timings["load_s"] = time.perf_counter() - t0
 print(clip, "->", tuple(scene.images.shape), "conditions", scene.cond_parts,
       "train/held-out", len(scene.train_idx), len(scene.test_idx), "novel yaws", sorted(scene.novel))
@@ -129,7 +139,12 @@ assert hit.any()
 # $z$ whose first three channels are colour. Eq. (5) composites the features of each ray
 # $\hat F(r) = \sum_i T_i (1 - e^{-\sigma_i \delta_i}) z_i$, $T_i = e^{-\sum_{j<i} \sigma_j\delta_j}$,
 # H_u upsamples the feature image, the known background fills what the head leaves transparent:
-# $I = H_u(\hat F) + (1 - A)\,\mathrm{bg}$, and we minimise $\lVert I - I_{gt}\rVert^2$.
+# $I = H_u(\hat F) + (1 - A)\,\mathrm{bg}$, and we minimise $\lVert I - I_{gt}\rVert^2$
+# (optionally plus `nerf_mask_weight` $\cdot\lVert A - \alpha\rVert^2$, opacity against the head mask: off,
+# it did not help the held-out or novel views here).
+# The colour is the 3DMM's own lighting model, so unseen lighting extrapolates: an albedo times
+# Lambertian SH irradiance, $c(x) = a(x)\,\sum_k Y_k(n(x))\,L_k$, with a learned normal $n(x)$ and
+# the frame's f_illu as $L$ (`talklib.nerf.field`, `illu_dim`).
 # After 50 steps an occupancy grid marks where density can be non-zero; samples elsewhere are skipped.
 
 # %%
@@ -142,7 +157,7 @@ ckpt_dir = Path(run_dir) / "checkpoints" / "nerf03"
 if (ckpt_dir / "nerf.pt").exists():
     (ckpt_dir / "nerf.pt").unlink()  # a notebook run starts fresh (the metrics must be reproducible)
 t0 = time.perf_counter()
-history = fit(model, scene, steps=nerf_steps, lr=nerf_lr, frames_per_step=1, occ_every=50,
+history = fit(model, scene, steps=nerf_steps, lr=nerf_lr, frames_per_step=1, occ_every=50, mask_weight=nerf_mask_weight,
               time_budget_s=nerf_fit_seconds, seed=seed, ckpt_dir=ckpt_dir, ckpt_every=100)
 timings["fit_s"] = time.perf_counter() - t0
 model.eval()
@@ -188,7 +203,8 @@ heldout_psnr = psnr_np(pred, gt)
 heldout_ssim = ssim_np(pred, gt)
 baseline_psnr = psnr_np(np.broadcast_to(mean_img, gt.shape), gt)
 print(f"held-out PSNR {heldout_psnr:.2f} dB (SSIM {heldout_ssim:.3f}); mean-image baseline {baseline_psnr:.2f} dB")
-assert heldout_psnr > baseline_psnr + 3.0, "the NeRF must beat the mean image by a clear margin"
+# small preset measured 27.07 dB (mean image 18.60 dB): floors with margin
+assert heldout_psnr > baseline_psnr + 6.0 and heldout_psnr > 25.5, "the NeRF must beat the mean image by a clear margin"
 grid = np.concatenate([np.concatenate([pred[i], gt[i]], 1) for i in range(min(4, len(test)))], 0)
 px.imshow(grid, title="held-out frames: NeRF (left) | ground truth (right)").show()
 save_image(grid, run_dir, NB, "heldout_vs_gt")
@@ -230,13 +246,13 @@ def windows_of(c):
 t0 = time.perf_counter()
 sources = corpus.speech() + [clip]
 wins = [windows_of(c) for c in sources]
-exps = [c.exp()[: len(w)] for c, w in zip(sources, wins)]
+exps = [c.exp()[: len(w), :nerf_exp_dims] for c, w in zip(sources, wins)]
 torch.manual_seed(seed)
 a2e = Audio2Exp(out_dim=exps[0].shape[1]).to(dev)
 a2e_hist = fit_audio2exp(a2e, wins, exps, steps=nerf_a2e_steps, seed=seed)
 test_clip = corpus.clip(split="testA")
 exp_pred = predict(a2e.eval(), windows_of(test_clip)).cpu().numpy()
-exp_true = test_clip.exp()[: len(exp_pred)]
+exp_true = test_clip.exp()[: len(exp_pred), :nerf_exp_dims]
 jaw_corr = float(np.corrcoef(exp_pred[:, 0], exp_true[:, 0])[0, 1])
 timings["audio2exp_s"] = time.perf_counter() - t0
 print(f"audio -> expression: jaw_open correlation on testA {jaw_corr:.3f}")
@@ -255,7 +271,7 @@ save_figure(fig, run_dir, NB, "audio_to_jaw")
 from talklib.data.video import write_video  # noqa: E402
 
 default = scene.cond[torch.as_tensor(scene.train_idx).to(dev)].mean(0)
-extra = render_extra(scene, a2e, (0, scene.cond.shape[1]), default)
+extra = render_extra(scene, a2e, (0, scene.cond_parts["f_exp"]), default)  # audio drives f_exp; lighting: mean
 save_checkpoint(ckpt_dir / "nerf.pt", model, extra=extra, step=history[-1]["step"], history=history)
 audio = test_clip.audio()[: nerf_video_frames * 640]
 t0 = time.perf_counter()

@@ -93,6 +93,9 @@ PARAMS: list[Param] = [
     Param("nerf_occ_res", int, 32, 128, "occupancy grid resolution (cells per side)"),
     Param("nerf_a2e_steps", int, 300, 3000, "training steps of the audio -> expression network"),
     Param("nerf_video_frames", int, 50, 250, "frames of the audio-driven video rendered at the end"),
+    Param("nerf_exp_dims", int, 12, 12, "expression numbers the NeRF is conditioned on (12 = the named ones, EXP_NAMES)"),
+    Param("nerf_illu", bool, True, True, "also condition on the SH lighting f_illu (enters the colour linearly)"),
+    Param("nerf_mask_weight", float, 0.0, 0.0, "weight of the opacity-vs-head-mask loss (0 = off)"),
     # --- 05 lip-sync discriminator and evaluation (issue 6) --------------------------------------
     Param("sync_steps", int, 500, 4000, "lip-sync expert training steps"),
     Param("sync_batch", int, 32, 64, "lip-sync expert batch (windows; each brings an off-sync partner)"),

@@ -127,3 +127,20 @@ def test_fast_render_matches_reference_after_occupancy_update():
     assert ref["rgb"].shape == (2, 8, 8, 3) and ref["acc"].shape == (2, 4, 4)
     assert (ref["rgb"] - fast["rgb"]).abs().max() < 2e-2
     assert frac <= 1.0
+
+
+def test_sh_lighting_enters_the_colour_linearly_and_leaves_geometry_alone():
+    torch.manual_seed(0)
+    fld = ConditionalField(FieldConfig(cond_dim=12 + 27, plane_res=(8, 16), hidden=16, illu_dim=27))
+    x, d = torch.rand(64, 3) * 2 - 1, F.normalize(torch.randn(64, 3), dim=-1)
+    exp = torch.randn(1, 12)
+    light = torch.randn(1, 27)
+    code1 = fld.encode_condition(torch.cat([exp, light], -1)).expand(64, -1)
+    code2 = fld.encode_condition(torch.cat([exp, 2 * light], -1)).expand(64, -1)
+    z1, s1 = fld(x, d, code1)
+    z2, s2 = fld(x, d, code2)
+    torch.testing.assert_close(s1, s2)                       # density ignores the lighting
+    torch.testing.assert_close(z2[:, :3], 2 * z1[:, :3])     # colour = albedo x (SH basis . L)
+    assert fld.code_dim == fld.cfg.cond_code + 27
+    with pytest.raises(ValueError, match="illu_dim"):
+        ConditionalField(FieldConfig(cond_dim=40, illu_dim=9))

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from talklib.face3d.model import sh_basis
 from talklib.nerf.encoding import TriPlaneGrid, positional_dim, positional_encoding
+
 
 #: condition parts the papers use, with their usual sizes (3DMM sizes of the synthetic speaker).
 KNOWN_CONDITIONS = {
@@ -74,6 +76,7 @@ class FieldConfig:
     deform: bool = True
     deform_freqs: int = 4
     deform_scale: float = 0.1
+    illu_dim: int = 0          # trailing condition numbers that are SH lighting (27 = 9 x RGB), applied linearly
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -100,7 +103,10 @@ class ConditionalField(nn.Module):
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden
-        self.cond_net = nn.Sequential(nn.Linear(max(cfg.cond_dim, 1), h), nn.SiLU(), nn.Linear(h, cfg.cond_code))
+        if cfg.illu_dim not in (0, 27) or cfg.illu_dim > cfg.cond_dim:
+            raise ValueError(f"illu_dim {cfg.illu_dim}: 0 or 27 (9 SH coefficients x RGB, the last condition part)")
+        self.cond_net = nn.Sequential(nn.Linear(max(cfg.cond_dim - cfg.illu_dim, 1), h), nn.SiLU(),
+                                      nn.Linear(h, cfg.cond_code))
         if cfg.deform:
             din = positional_dim(3, cfg.deform_freqs) + cfg.cond_code
             self.deform_net = nn.Sequential(nn.Linear(din, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 3))
@@ -114,16 +120,24 @@ class ConditionalField(nn.Module):
         nn.init.constant_(self.density_net[-1].bias[:1], 0.0)
         ddim = positional_dim(3, cfg.dir_freqs)
         self.color_net = nn.Sequential(
-            nn.Linear(cfg.geo_dim + ddim + cfg.cond_code, h), nn.SiLU(), nn.Linear(h, cfg.feat_dim),
+            nn.Linear(cfg.geo_dim + ddim + cfg.cond_code, h), nn.SiLU(),
+            nn.Linear(h, cfg.feat_dim + (3 if cfg.illu_dim else 0)),
         )
 
+    @property
+    def code_dim(self) -> int:
+        """Size of a per-frame code: the learned code, then the raw SH lighting (illu_dim) if any."""
+        return self.cfg.cond_code + self.cfg.illu_dim
+
     def encode_condition(self, cond: Tensor) -> Tensor:
-        """cond: (B, cond_dim) -> per-frame code (B, cond_code)."""
-        if self.cfg.cond_dim == 0:
-            cond = torch.zeros(cond.shape[0], 1, device=cond.device, dtype=cond.dtype)
-        return self.cond_net(cond)
+        """cond: (B, cond_dim) -> per-frame code (B, code_dim): MLP code of the non-lighting part,
+        followed by the lighting part unchanged (it enters the colour linearly, see ``forward``)."""
+        k = self.cfg.cond_dim - self.cfg.illu_dim
+        rest = cond[:, :k] if k > 0 else torch.zeros(cond.shape[0], 1, device=cond.device, dtype=cond.dtype)
+        return torch.cat([self.cond_net(rest), cond[:, k:k + self.cfg.illu_dim]], dim=-1)
 
     def _geometry(self, x: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        code = code[:, :self.cfg.cond_code]
         if self.cfg.deform:
             off = self.deform_net(torch.cat([positional_encoding(x, self.cfg.deform_freqs), code], dim=-1))
             x = x + self.cfg.deform_scale * torch.tanh(off)
@@ -137,6 +151,18 @@ class ConditionalField(nn.Module):
 
     def forward(self, x: Tensor, d: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
         sigma, geo = self._geometry(x, code)
-        raw = self.color_net(torch.cat([geo, positional_encoding(d, self.cfg.dir_freqs), code], dim=-1))
-        z = torch.cat([torch.sigmoid(raw[:, :3]), raw[:, 3:]], dim=-1)
+        c = self.cfg.cond_code
+        raw = self.color_net(torch.cat([geo, positional_encoding(d, self.cfg.dir_freqs), code[:, :c]], dim=-1))
+        rgb = torch.sigmoid(raw[:, :3])
+        if self.cfg.illu_dim:
+            # Lambertian SH shading (NeRF-3DTalker's f_illu, the 3DMM's irradiance model): colour =
+            # albedo(x) * sum_k Y_k(n(x)) L_ck with a learned unit normal n(x) (canonical frame, which
+            # the lighting's frame matches up to the small head rotations). Linear in the lighting L,
+            # so lighting never seen in training extrapolates.
+            fd = self.cfg.feat_dim
+            r = raw[:, fd:fd + 3].float()   # the normal starts out facing the front camera (+z)
+            n = F.normalize(torch.stack([r[:, 0], r[:, 1], r[:, 2] + 1.0], dim=-1), dim=-1, eps=1e-6)
+            L = code[:, c:c + self.cfg.illu_dim].float().reshape(-1, 3, 9)
+            rgb = rgb * (L * sh_basis(n)[:, None, :]).sum(-1).to(rgb.dtype)
+        z = torch.cat([rgb, raw[:, 3:self.cfg.feat_dim]], dim=-1)
         return z, sigma

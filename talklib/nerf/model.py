@@ -56,8 +56,11 @@ class TalkingNeRF(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.spec = ConditionSpec(dict(cfg.cond_parts))
-        fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=self.spec.dim).to_dict(), **cfg.field,
-                                      "cond_dim": self.spec.dim})
+        # SH lighting as the last condition part enters the colour linearly (field.py) unless told otherwise
+        parts = list(cfg.cond_parts.items())
+        illu = 27 if parts and parts[-1] == ("f_illu", 27) else 0
+        fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=self.spec.dim).to_dict(), "illu_dim": illu,
+                                      **cfg.field, "cond_dim": self.spec.dim})
         self.cfg.field = fcfg.to_dict()
         self.field = ConditionalField(fcfg)
         self.upsampler = Upsampler(fcfg.feat_dim, cfg.upsample, cfg.up_hidden)
@@ -72,9 +75,13 @@ class TalkingNeRF(nn.Module):
         self.cond_mean.copy_(cond.mean(dim=0))
         self.cond_std.copy_(cond.std(dim=0, unbiased=False).clamp(min=1e-3) if cond.shape[0] > 1
                             else torch.ones_like(self.cond_std))
+        k = self.field.cfg.illu_dim   # raw SH lighting: the colour is linear in it, keep its units
+        if k:
+            self.cond_mean[-k:] = 0.0
+            self.cond_std[-k:] = 1.0
 
     def codes(self, cond: Tensor) -> Tensor:
-        """Per-frame condition codes (B, cond_code) from raw conditions (B, cond_dim)."""
+        """Per-frame condition codes (B, field.code_dim) from raw conditions (B, cond_dim)."""
         return self.field.encode_condition((cond - self.cond_mean) / self.cond_std)
 
     # ---- configuration -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class SceneData:
     train_idx: np.ndarray     # frame indices used for fitting
     test_idx: np.ndarray      # held-out frames (same view as recorded)
     novel: dict[float, dict] = field(default_factory=dict)   # yaw -> {"images", "c2w", "frames"}
+    alpha: Tensor | None = None   # (N, H, W) head alpha masks in [0, 1] when known (opacity supervision)
 
     @property
     def H(self) -> int:
@@ -53,7 +54,7 @@ class SceneData:
         nov = {k: {**v, "images": mv(v["images"]), "c2w": mv(v["c2w"])} for k, v in self.novel.items()}
         return SceneData(mv(self.images), mv(self.cond), mv(self.c2w), self.focal, self.cx, self.cy, mv(self.bg),
                          self.center, self.radius, self.near, self.far, dict(self.cond_parts),
-                         self.train_idx, self.test_idx, nov)
+                         self.train_idx, self.test_idx, nov, None if self.alpha is None else mv(self.alpha))
 
 
 # ---- the toy scene ---------------------------------------------------------------------------------
@@ -165,11 +166,14 @@ def toy_scene(n_frames: int = 40, size: int = 32, seed: int = 0, head_yaw_deg: f
 # ---- from a synthetic-speaker clip -------------------------------------------------------------------
 
 def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",), max_frames: int | None = None,
-              novel_yaw_max: float = 35.0, box_scale: float = 2.0) -> SceneData:
+              novel_yaw_max: float = 35.0, box_scale: float = 2.0, exp_dims: int | None = None,
+              masks: bool = False) -> SceneData:
     """A ``SceneData`` from a rendered clip (``talklib.data.dataset.Clip``), AD-NeRF style.
 
     size: resize frames to size x size (None: keep); parts: condition parts from the ground truth,
-    any of f_exp (79), f_id (100), f_alb (100), f_illu (27), pose (6); max_frames: use the first ones.
+    any of f_exp (79), f_id (100), f_alb (100), f_illu (27), pose (6); max_frames: use the first ones;
+    exp_dims: keep only the first exp_dims expression numbers (12: the named ones, ``EXP_NAMES``);
+    masks: also load the head alpha masks (``SceneData.alpha``).
     Train/held-out split: the clip's own (transforms_train / transforms_val). Novel views: the clip's
     views with |yaw| <= novel_yaw_max, at the held-out frames. The canonical head box is centred on
     the 3D landmarks (mapped into the head frame) with a half-size ``box_scale`` times their extent.
@@ -195,8 +199,16 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
         if p not in gt:
             raise ValueError(f"condition part {p!r}: choose from {', '.join(gt)}")
         a = np.asarray(gt[p](), np.float32).reshape(clip.n_frames, -1)[:n]
+        if p == "f_exp" and exp_dims is not None:
+            a = a[:, :int(exp_dims)]
         conds.append(a)
         cparts[p] = a.shape[1]
+    alpha = None
+    if masks:
+        al = clip.alpha("front", np.arange(n))
+        if (H, W) != (H0, W0):
+            al = np.stack([np.asarray(Image.fromarray(a).resize((W, H), Image.BILINEAR)) for a in al])
+        alpha = torch.from_numpy(np.ascontiguousarray(al, dtype=np.float32)).clamp(0, 1)
     cam = clip.camera("front")
     c2w = torch.from_numpy(cam.c2w[:n]).float()
     bg = clip.background()
@@ -221,4 +233,4 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
                                              "frames": test, "name": v}
     return SceneData(load("front", np.arange(n)), torch.from_numpy(np.concatenate(conds, 1)), c2w,
                      cam.focal * sx, cam.cx * sx, cam.cy * sy, torch.from_numpy(np.array(bg)).float() / 255.0,
-                     center, radius, 0.0, 100.0, cparts, train, test, novel)
+                     center, radius, 0.0, 100.0, cparts, train, test, novel, alpha)

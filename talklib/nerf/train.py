@@ -92,7 +92,7 @@ def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF
 
 def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path | None = None,
         lr: float = 1e-2, frames_per_step: int = 1, ckpt_every: int = 200, occ_every: int = 100,
-        occ_conds: int = 16, tv_weight: float = 1e-4, seed: int = 0, half: bool = False,
+        occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, seed: int = 0, half: bool = False,
         progress: bool = True, extra: dict | None = None, time_budget_s: float | None = None,
         callback=None, callback_every: int = 0) -> list[dict]:
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
@@ -101,7 +101,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there.
     ``callback(step, model, row) -> bool`` runs every ``callback_every`` steps (time outside it is not
     counted in ``time_s``); returning True stops training. ``time_budget_s`` stops after that much
-    training time.
+    training time. ``mask_weight`` > 0 with ``scene.alpha``: add mask_weight * ||A - alpha||^2, the
+    rendered opacity against the head masks (at the rendering resolution).
     """
     dev = scene.images.device
     grid_params = list(model.field.grid.parameters())
@@ -136,6 +137,11 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
                            scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half)
         mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
         loss = mse + tv_weight * model.field.grid.smoothness()
+        if mask_weight > 0 and scene.alpha is not None:
+            f = model.cfg.upsample
+            a = scene.alpha[pick][:, None]
+            a = a if f == 1 else torch.nn.functional.avg_pool2d(a, f)
+            loss = loss + mask_weight * torch.mean((out["acc"] - a[:, 0]) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
