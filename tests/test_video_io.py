@@ -72,3 +72,16 @@ def test_bad_input(tmp_path):
     Image.fromarray(_frames(1, 20, 20)[0]).save(d / "1.png")
     with pytest.raises(UserError, match="one size"):
         read_video(d)
+
+
+def test_written_videos_get_the_usual_permissions(tmp_path):
+    import os
+
+    import numpy as np
+
+    from talklib.data.video import write_video
+
+    p = write_video(tmp_path / "v.mp4", np.zeros((3, 16, 16, 3), np.uint8), fps=25) or tmp_path / "v.mp4"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (os.stat(p).st_mode & 0o777) == (0o666 & ~umask)

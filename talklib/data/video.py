@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from talklib.errors import UserError
+from talklib.outputs import publish
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -163,7 +164,7 @@ def write_video(path: str | Path, frames, fps: float = 25.0, audio=None, sample_
         for frame in arr:
             writer.send(frame)
         writer.close()
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
