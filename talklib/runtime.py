@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
@@ -37,3 +38,20 @@ def seed_everything(seed: int) -> None:
 def generator(seed: int) -> np.random.Generator:
     """A NumPy generator for one purpose; derive sub-seeds as ``seed * 1000 + k``."""
     return np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` torch CPU threads, then restore the previous count.
+
+    One thread is what the small-preset builders use: on a small shared CPU, OpenMP's spinning threads
+    make small ops ~10x slower, and one thread keeps every float reduction in the same order.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

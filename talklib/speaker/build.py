@@ -20,6 +20,7 @@ import numpy as np
 from talklib.data.dataset import AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Corpus, load_corpus
 from talklib.errors import UserError
 from talklib.outputs import replace_dir
+from talklib.runtime import torch_threads
 
 GENERATOR_VERSION = "speaker-1"
 IDENTITY_VOICES = ("us_f", "gb_m", "us_m", "gb_f", "us_m2", "sc_m")
@@ -90,20 +91,13 @@ def build_corpus(path: Path, preset: str, seed: int, params: dict, fp: str, prog
     tmp = path.parent / f".{path.name}.building-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    import torch
-
-    threads = torch.get_num_threads()
     try:
-        # one thread: on a small shared CPU, OpenMP's spinning threads make these small ops ~10x slower,
-        # and one thread keeps every float reduction in the same order (byte-identical files)
-        torch.set_num_threads(1)
-        _build_into(tmp, preset, seed, params, fp, progress, device)
+        with torch_threads(1):  # one thread: faster small ops here, and byte-identical files
+            _build_into(tmp, preset, seed, params, fp, progress, device)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        torch.set_num_threads(threads)
     return path
 
 

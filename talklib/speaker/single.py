@@ -11,14 +11,13 @@ import numpy as np
 from talklib.data.dataset import FPS, SAMPLE_RATE, Clip, load_clip
 from talklib.errors import UserError
 from talklib.outputs import replace_dir
+from talklib.runtime import torch_threads
 
 
 def synth_clip(out: str | Path, preset: str = "small", seed: int = 0, text: str | None = None,
                audio: str | Path | None = None, identity: int = 0, voice: str | None = None,
                overrides: dict | None = None, device=None) -> Clip:
     """Render one clip folder at ``out`` (replacing it) and return it opened."""
-    import torch
-
     from talklib.speaker.build import IDENTITY_VOICES, _identity_coeffs, corpus_params
     from talklib.speaker.clip import make_background, parse_views, write_clip
     from talklib.speaker.speech import expression_from_speech, join_utterances
@@ -54,17 +53,14 @@ def synth_clip(out: str | Path, preset: str = "small", seed: int = 0, text: str 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    threads = torch.get_num_threads()
+    meta.update({"identity": f"id{identity:02d}", "split": "custom", "articulation": 1.0,
+                 "blink_rate_hz": float(curves["blink_rate"])})
     try:
-        torch.set_num_threads(1)
-        meta.update({"identity": f"id{identity:02d}", "split": "custom", "articulation": 1.0,
-                     "blink_rate_hz": float(curves["blink_rate"])})
-        write_clip(tmp, out.name, wav, timeline, curves, id_c, alb_c, bg, parse_views(params["views"]), size, meta,
-                   device=device)
+        with torch_threads(1):
+            write_clip(tmp, out.name, wav, timeline, curves, id_c, alb_c, bg, parse_views(params["views"]), size,
+                       meta, device=device)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        torch.set_num_threads(threads)
     return load_clip(out)
