@@ -17,14 +17,48 @@ from talklib.face3d.topology import N_LANDMARKS
 MOUTH_COLOUR = (0.22, 0.07, 0.07)
 
 
+def incident_faces(faces: torch.Tensor, n_vertices: int) -> torch.Tensor:
+    """(V, D) the faces around each vertex, padded with F (an all-zero row of face attributes).
+
+    A vertex lists the faces with it as corner 0 in ascending order, then corner 1, then corner 2: the
+    order in which ``index_add_`` over ``faces[:, 0]``, ``faces[:, 1]``, ``faces[:, 2]`` adds them on the CPU.
+    """
+    n_faces = faces.shape[0]
+    flat = faces.t().reshape(-1)                             # entry k * F + f is corner k of face f
+    order = torch.sort(flat, stable=True).indices
+    vert = flat[order]
+    counts = torch.bincount(flat, minlength=n_vertices)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(flat.numel(), device=faces.device) - first[vert]
+    out = torch.full((n_vertices, int(counts.max())), n_faces, dtype=torch.int64, device=faces.device)
+    out[vert, slot] = order % n_faces
+    return out
+
+
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted vertex normals (B, V, 3) of counter-clockwise faces."""
+    """Area-weighted vertex normals (B, V, 3) of counter-clockwise faces.
+
+    On the CPU the face normals are summed with ``index_add_``; elsewhere (a GPU's ``index_add_`` adds
+    with atomics, in a different order on every run) by a gather over ``incident_faces`` in the same
+    order, so a GPU build is deterministic too.
+    """
     v0, v1, v2 = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
     fn = torch.cross(v1 - v0, v2 - v0, dim=-1)
+    if verts.device.type != "cpu":
+        return F.normalize(_sum_incident(fn, incident_faces(faces, verts.shape[1])), dim=-1, eps=1e-12)
     n = torch.zeros_like(verts)
     for k in range(3):
         n.index_add_(1, faces[:, k], fn)
     return F.normalize(n, dim=-1, eps=1e-12)
+
+
+def _sum_incident(face_attr: torch.Tensor, incident: torch.Tensor) -> torch.Tensor:
+    """Per-vertex sums (B, V, C) of face attributes (B, F, C) over ``incident_faces`` (V, D), in its order."""
+    padded = torch.cat([face_attr, face_attr.new_zeros(face_attr.shape[0], 1, face_attr.shape[2])], 1)
+    n = padded.new_zeros(face_attr.shape[0], incident.shape[0], face_attr.shape[2])
+    for j in range(incident.shape[1]):
+        n = n + padded[:, incident[:, j]]
+    return n
 
 
 def render(t: dict, id_coeff: torch.Tensor, exp_coeff: torch.Tensor, alb_coeff: torch.Tensor,

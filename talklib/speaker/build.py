@@ -5,6 +5,10 @@ otherwise, and rebuilds it when explicit overrides change its fingerprint. It bu
 folder next to ``data_dir`` and renames it into place, so a half-built corpus never looks complete.
 Sizes come from the ``synth_*`` parameters of ``talklib.config`` (section 01); overrides use the
 names without the prefix (``size=256``) or with it (``synth_size=256``).
+
+``build_training_clip(out, preset, seed, identity)`` writes just one identity's training clip, byte for
+byte the corpus's ``clips/idKK_train`` (the two builders share ``_clip_plan``, ``_clip_speech`` and
+``_render_clip``), e.g. to benchmark a NeRF at full size on a GPU machine without the rest of the corpus.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talklib.data.dataset import AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Corpus, load_corpus
+from talklib.data.dataset import (AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Clip, Corpus, load_clip,
+                                  load_corpus)
 from talklib.errors import UserError
 from talklib.outputs import replace_dir
 from talklib.runtime import torch_threads
@@ -109,76 +114,149 @@ def _identity_coeffs(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (0.8 * rng.normal(size=100)).astype(np.float32), (0.8 * rng.normal(size=100)).astype(np.float32)
 
 
+def _clip_plan(params: dict) -> tuple[list[dict], list[tuple[str, int, str, str]]]:
+    """The corpus's identities and its rendered clips in build order: [(clip name, identity k, split, voice)].
+
+    A clip's place in this list seeds its speech (``[seed, 1, index]``), so every builder takes it from here.
+    """
+    identities, plan = [], []
+    for k in range(params["identities"] + params["test_identities"]):
+        split = "train" if k < params["identities"] else "test"
+        name = f"id{k:02d}"
+        voice = IDENTITY_VOICES[k % len(IDENTITY_VOICES)]
+        identities.append({"name": name, "split": split, "voice": voice})
+        for s in (["train"] if split == "train" else []) + ["testA", "testB"]:
+            plan.append((f"{name}_{s}", k, s, voice))
+    return identities, plan
+
+
+def _clip_speech(index: int, entry: tuple[str, int, str, str], params: dict, seed: int, arctic=None) -> dict:
+    """Speech, text and ground-truth curves of the ``index``-th clip of ``_clip_plan`` (cheap: no rendering).
+
+    ``arctic``: ``load_arctic()``'s (audio, timeline, text), needed by testB clips only (it needs pocketsphinx).
+    """
+    from talklib.audio.tts import synthesize
+    from talklib.speaker.speech import expression_from_speech, join_utterances, tts_utterances
+    from talklib.speaker.texts import SENTENCES
+
+    cname, k, s, voice = entry
+    train_sent, test_sent = SENTENCES[:N_TRAIN_SENTENCES], SENTENCES[N_TRAIN_SENTENCES:]
+    rng = np.random.default_rng([seed, 1, index])
+    if s == "train":
+        audio, tl, text = tts_utterances(rng, voice, params["train_seconds"], train_sent)
+        src = "espeak"
+    elif s == "testA":
+        audio, tl, text = tts_utterances(rng, voice, params["test_seconds"], test_sent)
+        src = "espeak"
+    else:   # testB: real human speech (ARCTIC), topped up with another voice to test_seconds
+        arctic_audio, arctic_tl, arctic_text = arctic
+        parts = [(arctic_audio, arctic_tl)]
+        text = arctic_text
+        other = IDENTITY_VOICES[(k + 3) % len(IDENTITY_VOICES)]
+        total = len(arctic_audio) / SAMPLE_RATE
+        order = list(rng.permutation(len(test_sent)))
+        while total < params["test_seconds"] - 0.5 and order:
+            sent = test_sent[order.pop(0)]
+            a, t = synthesize(sent, other)
+            parts.append((a, t))
+            text += " | " + sent
+            total += len(a) / SAMPLE_RATE + 0.3
+        audio, tl = join_utterances(parts, rng)
+        src = "arctic" if len(parts) == 1 else "arctic+espeak"
+    n = len(audio) // (SAMPLE_RATE // FPS)
+    strength = 1.0 if k == 0 else float(np.random.default_rng([seed, 3, k]).uniform(0.85, 1.15))
+    curves = expression_from_speech(rng, tl, n, strength, lighting_drift=params["lighting_drift"])
+    return {"name": cname, "identity": k, "split": s, "voice": voice, "audio": audio, "timeline": tl, "text": text,
+            "source": src, "curves": curves, "strength": strength}
+
+
+def _render_clip(folder: Path, job: dict, params: dict, seed: int, model, device, progress=None) -> dict:
+    """Render ``_clip_speech``'s ``job`` into the clip folder ``folder``; returns its corpus.json entry."""
+    from talklib.speaker.clip import make_background, parse_views, write_clip
+
+    k, curves = job["identity"], job["curves"]
+    id_c, alb_c = _identity_coeffs(k, seed)
+    bg = make_background(np.random.default_rng([seed, 5, k]), params["size"])
+    meta = {"identity": f"id{k:02d}", "split": job["split"], "voice": job["voice"], "text": job["text"],
+            "source": job["source"], "articulation": job["strength"], "blink_rate_hz": float(curves["blink_rate"])}
+    write_clip(folder, job["name"], job["audio"], job["timeline"], curves, id_c, alb_c, bg,
+               parse_views(params["views"]), params["size"], meta, model=model, device=device, progress=progress)
+    return {"name": job["name"], "identity": f"id{k:02d}", "split": job["split"], "path": f"clips/{job['name']}",
+            "n_frames": int(curves["exp"].shape[0])}
+
+
+def _progress_bar(total: int, progress: bool):
+    """A tqdm bar over ``total`` frames, or None (no progress wanted, or tqdm not installed)."""
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="rendering the synthetic speaker", unit="frame")
+
+
+def build_training_clip(out: str | Path, preset: str = "small", seed: int = 0, identity: int = 0, device=None,
+                        progress: bool = True, **overrides) -> Clip:
+    """Write only identity ``identity``'s training clip, byte for byte the ``clips/idKK_train`` folder that
+    ``ensure_corpus(..., preset, seed, **overrides)`` writes (same speech, curves, identity, background,
+    views), without the rest of the corpus (no testA/testB, ARCTIC or speech-only clips, so neither
+    pocketsphinx nor pysptk is needed). Replaces ``out`` atomically; returns the clip opened.
+    ``device``: where to render ("cuda" for a GPU; the bytes then differ slightly from a CPU build).
+    """
+    from talklib.face3d.model import MorphableModel
+    from talklib.speaker.clip import parse_views
+
+    params = corpus_params(preset, overrides)
+    _, plan = _clip_plan(params)
+    name = f"id{int(identity):02d}_train"
+    index = next((i for i, e in enumerate(plan) if e[0] == name), None)
+    if index is None:
+        raise UserError(f"identity {identity} has no training clip in preset {preset!r}: "
+                        f"choose 0..{params['identities'] - 1} (synth_identities={params['identities']})")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with torch_threads(1):  # as build_corpus: the same bytes
+            job = _clip_speech(index, plan[index], params, seed)
+            bar = _progress_bar(job["curves"]["exp"].shape[0] * len(parse_views(params["views"])), progress)
+            try:
+                _render_clip(tmp, job, params, seed, MorphableModel.from_asset(), device,
+                             bar.update if bar else None)
+            finally:
+                if bar:
+                    bar.close()
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_clip(out)
+
+
 def _build_into(root: Path, preset: str, seed: int, params: dict, fp: str, progress: bool, device) -> None:
     from talklib.audio.arctic import load_arctic
     from talklib.audio.tts import synthesize
     from talklib.face3d.model import MorphableModel
-    from talklib.speaker.clip import make_background, parse_views, write_clip, write_speech_folder
-    from talklib.speaker.speech import expression_from_speech, join_utterances, tts_utterances
+    from talklib.speaker.clip import parse_views, write_speech_folder
+    from talklib.speaker.speech import expression_from_speech, join_utterances
     from talklib.speaker.texts import SENTENCES
 
     root.mkdir(parents=True)
     views = parse_views(params["views"])
     size = params["size"]
-    n_id = params["identities"] + params["test_identities"]
-    train_sent = SENTENCES[:N_TRAIN_SENTENCES]
-    test_sent = SENTENCES[N_TRAIN_SENTENCES:]
-    arctic_audio, arctic_tl, arctic_text = load_arctic()
+    arctic = load_arctic()
+    arctic_audio, arctic_tl, arctic_text = arctic
     model = MorphableModel.from_asset()
-    identities, clips, speech = [], [], []
-    plan = []   # (clip name, identity k, split, speech maker)
-    for k in range(n_id):
-        split = "train" if k < params["identities"] else "test"
-        name = f"id{k:02d}"
-        voice = IDENTITY_VOICES[k % len(IDENTITY_VOICES)]
-        identities.append({"name": name, "split": split, "voice": voice})
-        splits = (["train"] if split == "train" else []) + ["testA", "testB"]
-        for s in splits:
-            plan.append((f"{name}_{s}", k, s, voice))
+    identities, plan = _clip_plan(params)
     # speech first (cheap), so the progress bar can count frames
-    jobs = []
-    for ci, (cname, k, s, voice) in enumerate(plan):
-        rng = np.random.default_rng([seed, 1, ci])
-        if s == "train":
-            audio, tl, text = tts_utterances(rng, voice, params["train_seconds"], train_sent)
-            src = "espeak"
-        elif s == "testA":
-            audio, tl, text = tts_utterances(rng, voice, params["test_seconds"], test_sent)
-            src = "espeak"
-        else:   # testB: real human speech (ARCTIC), topped up with another voice to test_seconds
-            parts = [(arctic_audio, arctic_tl)]
-            text = arctic_text
-            other = IDENTITY_VOICES[(k + 3) % len(IDENTITY_VOICES)]
-            total = len(arctic_audio) / SAMPLE_RATE
-            order = list(rng.permutation(len(test_sent)))
-            while total < params["test_seconds"] - 0.5 and order:
-                sent = test_sent[order.pop(0)]
-                a, t = synthesize(sent, other)
-                parts.append((a, t))
-                text += " | " + sent
-                total += len(a) / SAMPLE_RATE + 0.3
-            audio, tl = join_utterances(parts, rng)
-            src = "arctic" if len(parts) == 1 else "arctic+espeak"
-        n = len(audio) // (SAMPLE_RATE // FPS)
-        strength = 1.0 if k == 0 else float(np.random.default_rng([seed, 3, k]).uniform(0.85, 1.15))
-        curves = expression_from_speech(rng, tl, n, strength, lighting_drift=params["lighting_drift"])
-        jobs.append((cname, k, s, voice, audio, tl, text, src, curves, strength))
-    total_frames = sum(j[8]["exp"].shape[0] for j in jobs) * len(views)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_frames, desc="rendering the synthetic speaker", unit="frame")
-    for ci, (cname, k, s, voice, audio, tl, text, src, curves, strength) in enumerate(jobs):
-        id_c, alb_c = _identity_coeffs(k, seed)
-        bg = make_background(np.random.default_rng([seed, 5, k]), size)
-        rel = f"clips/{cname}"
-        meta = {"identity": f"id{k:02d}", "split": s, "voice": voice, "text": text, "source": src,
-                "articulation": strength, "blink_rate_hz": float(curves["blink_rate"])}
-        write_clip(root / rel, cname, audio, tl, curves, id_c, alb_c, bg, views, size, meta, model=model,
-                   device=device, progress=bar.update if bar else None)
-        clips.append({"name": cname, "identity": f"id{k:02d}", "split": s, "path": rel,
-                      "n_frames": int(curves["exp"].shape[0])})
+    jobs = [_clip_speech(ci, entry, params, seed, arctic) for ci, entry in enumerate(plan)]
+    bar = _progress_bar(sum(j["curves"]["exp"].shape[0] for j in jobs) * len(views), progress)
+    clips, speech = [], []
+    for job in jobs:
+        clips.append(_render_clip(root / "clips" / job["name"], job, params, seed, model, device,
+                                  bar.update if bar else None))
     if bar:
         bar.close()
     # speech-only clips: several voices and texts, plus the ARCTIC recording

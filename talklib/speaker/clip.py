@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from talklib.data.dataset import AU_NAMES, AU_ON_THRESHOLD, EXP_NAMES, FPS, FORMAT_VERSION, SAMPLE_RATE
 
-VIEW_ANGLES = {"front": (0.0, 0.0), "yaw_m30": (-30.0, 0.0), "yaw_p30": (30.0, 0.0), "yaw_m15": (-15.0, 0.0),
-               "yaw_p15": (15.0, 0.0), "pitch_p15": (0.0, 15.0), "pitch_m15": (0.0, -15.0)}
+VIEW_ANGLES = {"front": (0.0, 0.0), "yaw_m30": (-30.0, 0.0), "yaw_p30": (30.0, 0.0), "yaw_m20": (-20.0, 0.0),
+               "yaw_p20": (20.0, 0.0), "yaw_m15": (-15.0, 0.0), "yaw_p15": (15.0, 0.0), "pitch_p15": (0.0, 15.0),
+               "pitch_m15": (0.0, -15.0)}
 CAMERA_DISTANCE_M = 0.6
 FOV_DEG = 22.0
 
@@ -90,10 +95,48 @@ def write_speech_folder(folder: Path, name: str, audio: np.ndarray, timeline, cu
     (folder / "dataset.json").write_text(json.dumps(desc, indent=1) + "\n")
 
 
+def default_workers() -> int:
+    """Threads for rendering and PNG encoding: the CPUs this process may use, at most 16."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(16, cpus))
+
+
+def render_slots(device_type: str, workers: int, batch: int, size: int) -> int:
+    """How many batches may render at once: 2 on a GPU (it runs one at a time anyway); on the CPU one per
+    worker while their peak memory (~300 bytes per pixel of a batch) fits in half of the physical memory."""
+    if device_type != "cpu":
+        return 2
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 * 2**30
+    return max(1, min(workers, int(ram // 2 // (300 * batch * size * size))))
+
+
+def face_rects(alpha: np.ndarray) -> np.ndarray:
+    """Bounding boxes (n, 4) int64 [x, y, w, h] of the pixels > 127 of masks alpha (n, H, W) uint8 (0s if none)."""
+    m = alpha > 127
+    cols, rows = m.any(1), m.any(2)                          # (n, W), (n, H)
+    x0, y0 = cols.argmax(1), rows.argmax(1)
+    x1 = m.shape[2] - 1 - cols[:, ::-1].argmax(1)
+    y1 = m.shape[1] - 1 - rows[:, ::-1].argmax(1)
+    rect = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], 1).astype(np.int64)
+    rect[~cols.any(1)] = 0
+    return rect
+
+
 def write_clip(folder: Path, name: str, audio: np.ndarray, timeline, curves: dict, id_coeff: np.ndarray,
                alb_coeff: np.ndarray, background: np.ndarray, views: list[str], size: int, meta: dict,
-               model=None, device=None, batch: int = 32, progress=None) -> None:
-    """Render ``views`` of every frame and write the full clip folder."""
+               model=None, device=None, batch: int = 32, progress=None, workers: int | None = None) -> None:
+    """Render ``views`` of every frame and write the full clip folder.
+
+    Batches of ``batch`` frames are rendered and PNG-encoded by ``workers`` threads (default
+    ``default_workers()``; torch and zlib release the GIL). ``render_slots`` batches render at once (2 on a
+    GPU, while the other threads encode; on the CPU each thread renders its own batch with the caller's
+    torch thread count). At most 2 x workers batches are queued, so memory stays bounded whatever the
+    clip's length. The files do not depend on ``workers``: same inputs, same bytes.
+    ``progress(n)`` (optional) is called from this thread with the frames finished.
+    """
     import torch
 
     from talklib.face3d.camera import focal_for, head_canonical_c2w, orbit_camera, pose_matrix
@@ -108,47 +151,71 @@ def write_clip(folder: Path, name: str, audio: np.ndarray, timeline, curves: dic
     focal = focal_for(size, FOV_DEG)
     cx = cy = size / 2.0
     bg = torch.as_tensor(background.astype(np.float32) / 255.0, device=device)
+    exp_t, illu_t, pose_t = (torch.as_tensor(a, device=device) for a in (exp, illu, pose))
     head_pose = pose_matrix(torch.as_tensor(pose, dtype=torch.float64)).numpy()
+    workers = int(workers or default_workers())
+    gate = threading.BoundedSemaphore(render_slots(t["mean"].device.type, workers, batch, size))
     lmk3d = np.zeros((T, 478, 3), np.float32)
-    gt_files = {}
-    view_desc = []
-    rects = {}
+    cams, dirs, lmk2d, rects, view_desc = {}, {}, {}, {}, []
     for view in views:
         yaw, pitch = VIEW_ANGLES[view]
         c2w_world = orbit_camera(yaw, pitch, CAMERA_DISTANCE_M)
         view_desc.append({"name": view, "yaw_deg": yaw, "pitch_deg": pitch, "distance_m": CAMERA_DISTANCE_M,
                           "c2w_world": c2w_world.tolist()})
-        img_dir = folder / ("ori_imgs" if view == "front" else f"views/{view}")
-        mask_dir = folder / "masks" / view
-        img_dir.mkdir(parents=True, exist_ok=True)
-        mask_dir.mkdir(parents=True, exist_ok=True)
-        lmk2d = np.zeros((T, 478, 2), np.float32)
-        rect = np.zeros((T, 4), np.int64)
-        for b0 in range(0, T, batch):
-            b1 = min(T, b0 + batch)
-            n = b1 - b0
-            with torch.no_grad():
-                out = render(t, torch.as_tensor(np.repeat(id_coeff[None], n, 0), device=device),
-                             torch.as_tensor(exp[b0:b1], device=device),
-                             torch.as_tensor(np.repeat(alb_coeff[None], n, 0), device=device),
-                             torch.as_tensor(illu[b0:b1], device=device), torch.as_tensor(pose[b0:b1], device=device),
-                             torch.as_tensor(c2w_world, dtype=torch.float32, device=device).expand(n, -1, -1),
-                             focal, cx, cy, size, size, bg)
-            rgb = (out["rgb"].cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-            alpha = (out["alpha"].cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-            lmk2d[b0:b1] = out["lmk2d"].cpu().numpy()
-            if view == "front":
-                lmk3d[b0:b1] = out["lmk3d"].cpu().numpy()
-            for k in range(n):
-                i = b0 + k
-                (img_dir / f"{i}.png").write_bytes(_png(rgb[k]))
-                (mask_dir / f"{i}.png").write_bytes(_png(alpha[k]))
-                ys, xs = np.nonzero(alpha[k] > 127)
-                if len(xs):
-                    rect[i] = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-            if progress is not None:
-                progress(n)
-        np.save(folder / "gt" / f"lmk2d_{view}.npy", lmk2d)
+        cams[view] = (c2w_world, torch.as_tensor(c2w_world, dtype=torch.float32, device=device))
+        dirs[view] = (folder / ("ori_imgs" if view == "front" else f"views/{view}"), folder / "masks" / view)
+        for d in dirs[view]:
+            d.mkdir(parents=True, exist_ok=True)
+        lmk2d[view] = np.zeros((T, 478, 2), np.float32)
+        rects[view] = np.zeros((T, 4), np.int64)
+
+    def render_batch(view: str, b0: int, b1: int):
+        n = b1 - b0
+        with gate, torch.no_grad():
+            out = render(t, torch.as_tensor(np.repeat(id_coeff[None], n, 0), device=device), exp_t[b0:b1],
+                         torch.as_tensor(np.repeat(alb_coeff[None], n, 0), device=device), illu_t[b0:b1],
+                         pose_t[b0:b1], cams[view][1].expand(n, -1, -1), focal, cx, cy, size, size, bg)
+            # quantise where the pixels are (a GPU sends 4x fewer bytes); same float32 ops as NumPy's
+            rgb = (out["rgb"] * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+            alpha = (out["alpha"] * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+            l2d = out["lmk2d"].cpu().numpy()
+            l3d = out["lmk3d"].cpu().numpy() if view == "front" else None
+        img_dir, mask_dir = dirs[view]
+        for k in range(n):
+            (img_dir / f"{b0 + k}.png").write_bytes(_png(rgb[k]))
+            (mask_dir / f"{b0 + k}.png").write_bytes(_png(alpha[k]))
+        return view, b0, b1, l2d, l3d, face_rects(alpha)
+
+    def collect(result) -> None:
+        view, b0, b1, l2d, l3d, rect = result
+        lmk2d[view][b0:b1] = l2d
+        rects[view][b0:b1] = rect
+        if l3d is not None:
+            lmk3d[b0:b1] = l3d
+        if progress is not None:
+            progress(b1 - b0)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="write_clip") as pool:
+        pending = collections.deque()
+        try:
+            for view in views:
+                for b0 in range(0, T, batch):
+                    pending.append(pool.submit(render_batch, view, b0, min(T, b0 + batch)))
+                    if len(pending) >= 2 * workers:
+                        collect(pending.popleft().result())
+            while pending:
+                collect(pending.popleft().result())
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+    gt_files = {}
+    for view in views:
+        c2w_world = cams[view][0]
+        img_dir = dirs[view][0]
+        rect = rects[view]
+        np.save(folder / "gt" / f"lmk2d_{view}.npy", lmk2d[view])
         gt_files[f"gt/lmk2d_{view}.npy"] = {"shape": [T, 478, 2], "dtype": "float32", "unit": "pixels (x, y)",
                                            "description": f"projected mediapipe-numbered landmarks, view {view}"}
         gt_files[img_dir.relative_to(folder).as_posix()] = {"count": T, "format": "png RGB",
@@ -156,7 +223,6 @@ def write_clip(folder: Path, name: str, audio: np.ndarray, timeline, curves: dic
                                                             "description": f"frames of view {view}, <i>.png"}
         gt_files[f"masks/{view}"] = {"count": T, "format": "png L", "shape": [size, size],
                                      "description": f"head alpha of view {view} (255 = head)"}
-        rects[view] = rect
         frames = [{"img_id": i, "aud_id": i, "transform_matrix": head_canonical_c2w(c2w_world, head_pose[i]).tolist(),
                    "face_rect": rect[i].tolist()} for i in range(T)]
         tf = {"focal_len": focal, "cx": cx, "cy": cy, "width": size, "height": size,

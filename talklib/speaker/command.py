@@ -1,8 +1,15 @@
 """``python -m talklib synth``: render the ground-truth synthetic speaker to a dataset folder.
 
-Without ``--text``/``--audio`` it builds the whole corpus of the preset (identities, train/testA/testB
-clips, novel views, speech-only clips). With ``--text "..."`` (espeak) or ``--audio WAV`` (any speech;
-phones by pocketsphinx) it renders one clip folder driven by that speech, for identity ``--identity``.
+Without ``--text``/``--audio``/``--train-clip`` it builds the whole corpus of the preset (identities,
+train/testA/testB clips, novel views, speech-only clips). With ``--text "..."`` (espeak) or ``--audio WAV``
+(any speech; phones by pocketsphinx) it renders one clip folder driven by that speech, for identity
+``--identity``. With ``--train-clip`` it writes only identity ``--identity``'s training clip, byte for byte
+the corpus's ``clips/idKK_train`` (no pocketsphinx or pysptk needed), e.g. on a GPU machine::
+
+    python -m talklib synth --preset full --train-clip --out data/id00_train --device cuda
+
+``--device`` (default cpu) is where the frames are rendered; PNG encoding runs on min(16, CPUs) threads.
+A CUDA build is deterministic but not byte-identical to a CPU build (float rounding differs).
 """
 
 from __future__ import annotations
@@ -13,14 +20,18 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="small", help="small (CPU, ~1 minute) or full (512 px, minutes of speech)")
-    parser.add_argument("--out", required=True, help="output folder (a corpus, or one clip with --text/--audio)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (a corpus, or one clip with --text/--audio/--train-clip)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> byte-identical files)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--text", help="speak this text with espeak and render one clip")
     src.add_argument("--audio", help="drive one clip with this speech file (wav, flac, mp3, ...)")
+    src.add_argument("--train-clip", action="store_true",
+                     help="write only identity --identity's training clip of the preset's corpus (same bytes)")
     parser.add_argument("--identity", type=int, default=0, help="identity index K (0 = the photo's own face)")
     parser.add_argument("--voice", default=None, help="espeak voice for --text (us_f, us_m, gb_m, gb_f, us_m2, sc_m)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--device", default="cpu", help="where to render: cpu (default), cuda, cuda:N or auto")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a synth_* parameter of the preset, e.g. -p synth_size=256")
 
@@ -41,19 +52,53 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--identity {args.identity} is negative: pass 0, 1, 2 ...")
     if args.text is not None and not args.text.strip():
         raise UserError("--text is empty: pass some words to speak, e.g. --text \"Hello there.\"")
+    device = _device(args.device)
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise UserError(f"output folder {out} already exists: pass --force to replace it or choose another --out")
+    if args.train_clip:
+        import time
+
+        from talklib.speaker.build import build_training_clip
+
+        t0 = time.perf_counter()
+        clip = build_training_clip(out, args.preset, args.seed, args.identity, device=device, **overrides)
+        print(f"wrote clip {out}: {clip.n_frames} frames x {len(clip.views)} views ({', '.join(clip.views)}), "
+              f"{clip.size[1]}x{clip.size[0]}, on {device} in {time.perf_counter() - t0:.0f} s")
+        return 0
     if args.text is None and args.audio is None:
         from talklib.speaker.build import ensure_corpus
 
-        c = ensure_corpus(out, args.preset, args.seed, force=True, **overrides)
+        c = ensure_corpus(out, args.preset, args.seed, force=True, device=device, **overrides)
         print(f"wrote corpus {out}: {len(c.identities)} identities, {len(c.meta['clips'])} clips, "
               f"{len(c.meta['speech'])} speech-only clips")
         return 0
     from talklib.speaker.single import synth_clip
 
     clip = synth_clip(out, args.preset, args.seed, text=args.text, audio=args.audio, identity=args.identity,
-                      voice=args.voice, overrides=overrides)
+                      voice=args.voice, overrides=overrides, device=device)
     print(f"wrote clip {out}: {clip.n_frames} frames, views {', '.join(clip.views)}")
     return 0
+
+
+def _device(name: str):
+    """The torch device named by ``--device`` (cpu, cuda, cuda:N or auto), checked: UserError otherwise."""
+    import torch
+
+    from talklib.errors import UserError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown --device {name!r}: use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for but no CUDA GPU is visible (torch.cuda.is_available() is "
+                        f"false): use --device cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible: "
+                        f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return dev
