@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from talklib.data.dataset import AU_NAMES, DIMS, EXP_NAMES
 from talklib.face3d import topology as topo
@@ -60,6 +61,23 @@ def shade(normals: torch.Tensor, illu: torch.Tensor) -> torch.Tensor:
     L = illu.reshape(illu.shape[0], 3, 9)                   # (B, 3, 9)
     shape = (illu.shape[0],) + (1,) * (Y.dim() - 2) + (3, 9)
     return (Y.unsqueeze(-2) * L.reshape(shape)).sum(-1)
+
+
+def rotate_sh(illu: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Lighting seen from a rotated frame: coefficients L' with shade(n, L') = shade(rot @ n, L).
+
+    illu (B, 27), rot (B, 3, 3) (e.g. head-to-world, so L' lights head-frame normals) -> (B, 27).
+    SH bands are closed under rotation, so Y(R n) = Y(n) M(R) for a 9x9 M; M is solved by least
+    squares on a fixed spread of directions (exact up to rounding).
+    """
+    g = torch.Generator().manual_seed(0)
+    n = F.normalize(torch.randn(64, 3, generator=g, dtype=torch.float64), dim=-1)
+    A = sh_basis(n)                                                     # (64, 9)
+    Rn = torch.einsum("bij,nj->bni", rot.double().cpu(), n)             # (B, 64, 3)
+    M = torch.linalg.lstsq(A.expand(rot.shape[0], -1, -1), sh_basis(Rn)).solution    # (B, 9, 9)
+    L = illu.double().cpu().reshape(-1, 3, 9)
+    out = torch.einsum("bkj,bcj->bck", M, L).reshape(-1, 27)
+    return out.to(dtype=illu.dtype, device=illu.device)
 
 
 def au_intensity(exp: np.ndarray | torch.Tensor):

@@ -73,6 +73,7 @@ class FieldConfig:
     geo_dim: int = 15
     feat_dim: int = 3
     dir_freqs: int = 2
+    view_dir: bool = True      # False: colour independent of the view direction (Lambertian scenes)
     deform: bool = True
     deform_freqs: int = 4
     deform_scale: float = 0.1
@@ -118,7 +119,7 @@ class ConditionalField(nn.Module):
             nn.Linear(h, 1 + cfg.geo_dim),
         )
         nn.init.constant_(self.density_net[-1].bias[:1], 0.0)
-        ddim = positional_dim(3, cfg.dir_freqs)
+        ddim = positional_dim(3, cfg.dir_freqs) if cfg.view_dir else 0
         self.color_net = nn.Sequential(
             nn.Linear(cfg.geo_dim + ddim + cfg.cond_code, h), nn.SiLU(),
             nn.Linear(h, cfg.feat_dim + (3 if cfg.illu_dim else 0)),
@@ -152,7 +153,8 @@ class ConditionalField(nn.Module):
     def forward(self, x: Tensor, d: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
         sigma, geo = self._geometry(x, code)
         c = self.cfg.cond_code
-        raw = self.color_net(torch.cat([geo, positional_encoding(d, self.cfg.dir_freqs), code[:, :c]], dim=-1))
+        dirs = [positional_encoding(d, self.cfg.dir_freqs)] if self.cfg.view_dir else []
+        raw = self.color_net(torch.cat([geo, *dirs, code[:, :c]], dim=-1))
         rgb = torch.sigmoid(raw[:, :3])
         if self.cfg.illu_dim:
             # Lambertian SH shading (NeRF-3DTalker's f_illu, the 3DMM's irradiance model): colour =

@@ -107,13 +107,17 @@ class TalkingNeRF(nn.Module):
     # ---- rendering -----------------------------------------------------------------------------
     def render_rays(self, rays_o: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor,
                     mode: str = "reference", perturb: bool = False, generator: torch.Generator | None = None,
-                    half: bool = False) -> tuple[Tensor, Tensor]:
+                    half: bool = False, depth: bool = False, window: int = 16) -> tuple[Tensor, Tensor]:
         """Composite features along rays (canonical frame).
 
         rays_o, rays_d: (R, 3); codes: (B, cond_code) per frame; frame_of_ray: (R,) long.
         mode: ``reference`` (every sample inside the box, PyTorch compositing) or ``fast``
-        (occupancy-grid skipping, compositing by ``composite(backend="auto")``: Triton on CUDA).
-        Returns features (R, C) and opacity (R,).
+        (occupancy-grid skipping, compositing by ``composite(backend="auto")``: Triton on CUDA, and
+        early ray termination: first the ``window`` samples from each ray's first occupied one; only
+        rays still transparent after them (T > 1e-4) go on, composited behind with weight T — Eq. (5)
+        is split exactly, C = C_front + T_front * C_back; window 0: all occupied samples at once).
+        Returns features (R, C) and opacity (R,); with ``depth`` one more feature channel, the
+        expected ray distance sum_i w_i t_i.
         """
         R, S = rays_o.shape[0], self.cfg.n_samples
         tn, tf = ray_box(rays_o, rays_d, self.center, self.cfg.radius, self.cfg.near, self.cfg.far)
@@ -124,31 +128,59 @@ class TalkingNeRF(nn.Module):
         # The model's density is zero in empty grid cells (as in Instant-NGP): the reference path
         # evaluates every sample and masks, the fast path evaluates only the occupied ones.
         occ = self.occupancy.query(u) & valid
-        if mode == "fast":
-            valid = occ
-        elif mode != "reference":
+        if mode == "reference":
+            sigma, feat = self._samples(u, rays_d, codes, frame_of_ray, valid, half)
+            return self._composite(sigma * occ, feat, t, deltas, depth, "reference")
+        if mode != "fast":
             raise ValueError(f"render mode {mode!r}: use reference or fast")
-        sel = valid.reshape(-1).nonzero().squeeze(1)
+        front = occ
+        if window > 0:
+            idx = torch.arange(S, device=occ.device)
+            first = torch.where(occ.any(dim=1), occ.to(torch.uint8).argmax(dim=1), S)
+            front = occ & (idx < first[:, None] + window)
+        sigma, feat = self._samples(u, rays_d, codes, frame_of_ray, front, half)
+        f, a = self._composite(sigma, feat, t, deltas, depth, "auto")
+        back = occ & ~front
+        rows = (((1.0 - a) > 1e-4) & back.any(dim=1)).nonzero().squeeze(1)
+        if rows.numel():
+            s2, f2 = self._samples(u[rows], rays_d[rows], codes, frame_of_ray[rows], back[rows], half)
+            g, b = self._composite(s2, f2, t[rows], deltas[rows], depth, "auto")
+            T = 1.0 - a[rows]
+            f = f.index_add(0, rows, T[:, None] * g)
+            a = a.index_add(0, rows, T * b)
+        return f, a
+
+    def _samples(self, u: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor, mask: Tensor,
+                 half: bool) -> tuple[Tensor, Tensor]:
+        """The field at the samples where mask (R, S) is True -> dense sigma (R, S), features (R, S, C) (0 elsewhere)."""
+        R, S = mask.shape
+        sel = mask.reshape(-1).nonzero().squeeze(1)
         ray_of = sel // S
-        with torch.autocast(rays_o.device.type, dtype=torch.bfloat16, enabled=half):
+        with torch.autocast(u.device.type, dtype=torch.bfloat16, enabled=half):
             z, sig = self.field(u.reshape(-1, 3)[sel], rays_d[ray_of], codes[frame_of_ray[ray_of]])
         C = z.shape[-1]
-        if mode == "reference":
-            sig = sig * occ.reshape(-1)[sel]
-        sigma = torch.zeros(R * S, device=rays_o.device, dtype=torch.float32).index_copy(0, sel, sig.float())
-        feat = torch.zeros(R * S, C, device=rays_o.device, dtype=torch.float32).index_copy(0, sel, z.float())
-        backend = "reference" if mode == "reference" else "auto"
-        # densities are per canonical unit length: spacings measured in units of the box half-size
-        return composite(sigma.view(R, S), feat.view(R, S, C), deltas / self.cfg.radius, backend=backend)
+        sigma = torch.zeros(R * S, device=u.device, dtype=torch.float32).index_copy(0, sel, sig.float())
+        feat = torch.zeros(R * S, C, device=u.device, dtype=torch.float32).index_copy(0, sel, z.float())
+        return sigma.view(R, S), feat.view(R, S, C)
+
+    def _composite(self, sigma: Tensor, feat: Tensor, t: Tensor, deltas: Tensor, depth: bool,
+                   backend: str) -> tuple[Tensor, Tensor]:
+        """Eq. (5) over (R, S) samples (+ the depth channel); densities are per canonical unit length,
+        so spacings are measured in units of the box half-size."""
+        if depth:
+            feat = torch.cat([feat, t[..., None]], dim=-1)
+        return composite(sigma, feat, deltas / self.cfg.radius, backend=backend)
 
     def render(self, cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
                bg: Tensor, head_pose: Tensor | None = None, mode: str = "reference", perturb: bool = False,
-               generator: torch.Generator | None = None, half: bool = False, chunk: int = 1 << 17) -> dict:
+               generator: torch.Generator | None = None, half: bool = False, chunk: int = 1 << 17,
+               depth: bool = False, window: int = 16) -> dict:
         """Render B frames.
 
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
         bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
-        Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample.
+        Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample, and with ``depth``
+        "depth": (B, h, w), the expected ray distance sum_i w_i t_i (as far as the opacity reaches).
         """
         f = self.cfg.upsample
         if H % f or W % f:
@@ -163,10 +195,14 @@ class TalkingNeRF(nn.Module):
         feats, accs = [], []
         for s in range(0, o.shape[0], chunk):
             fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
-                                      mode=mode, perturb=perturb, generator=generator, half=half)
+                                      mode=mode, perturb=perturb, generator=generator, half=half, depth=depth,
+                                      window=window)
             feats.append(fe)
             accs.append(ac)
         feat = torch.cat(feats).view(B, h, w, -1).permute(0, 3, 1, 2)
+        dmap = None
+        if depth:
+            feat, dmap = feat[:, :-1], feat[:, -1]
         acc = torch.cat(accs).view(B, 1, h, w)
         with torch.autocast(c2w.device.type, dtype=torch.bfloat16, enabled=half):
             fg = self.upsampler(feat)
@@ -175,4 +211,7 @@ class TalkingNeRF(nn.Module):
         bg = bg.to(fg.dtype)
         bg = bg.unsqueeze(0) if bg.dim() == 3 else bg
         rgb = fg + (1.0 - acc_up) * bg.permute(0, 3, 1, 2)
-        return {"rgb": rgb.permute(0, 2, 3, 1), "acc": acc[:, 0]}
+        out = {"rgb": rgb.permute(0, 2, 3, 1), "acc": acc[:, 0]}
+        if depth:
+            out["depth"] = dmap
+        return out

@@ -11,6 +11,7 @@ component can be tested before the speaker data exists.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,7 @@ class SceneData:
     test_idx: np.ndarray      # held-out frames (same view as recorded)
     novel: dict[float, dict] = field(default_factory=dict)   # yaw -> {"images", "c2w", "frames"}
     alpha: Tensor | None = None   # (N, H, W) head alpha masks in [0, 1] when known (opacity supervision)
+    depth: Tensor | None = None   # (N, H, W) ray distance to the 3DMM surface (0 off the head), ``prior_depth``
 
     @property
     def H(self) -> int:
@@ -54,7 +56,8 @@ class SceneData:
         nov = {k: {**v, "images": mv(v["images"]), "c2w": mv(v["c2w"])} for k, v in self.novel.items()}
         return SceneData(mv(self.images), mv(self.cond), mv(self.c2w), self.focal, self.cx, self.cy, mv(self.bg),
                          self.center, self.radius, self.near, self.far, dict(self.cond_parts),
-                         self.train_idx, self.test_idx, nov, None if self.alpha is None else mv(self.alpha))
+                         self.train_idx, self.test_idx, nov, None if self.alpha is None else mv(self.alpha),
+                         None if self.depth is None else mv(self.depth))
 
 
 # ---- the toy scene ---------------------------------------------------------------------------------
@@ -165,15 +168,50 @@ def toy_scene(n_frames: int = 40, size: int = 32, seed: int = 0, head_yaw_deg: f
 
 # ---- from a synthetic-speaker clip -------------------------------------------------------------------
 
+def prior_depth(clip, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int, frames=None,
+                batch: int = 64, device=None) -> tuple[Tensor, Tensor]:
+    """The 3DMM prior's geometry seen by the training cameras: ray distance t and coverage per pixel.
+
+    The morphable model with the frame's f_id and f_exp (the fitted codes of a real video; the
+    ground truth of the synthetic speaker) is rasterised in the head frame from the cameras
+    c2w (N, 4, 4) (camera-to-head, intrinsics in pixels of an H x W image).
+    Returns depth (N, H, W): distance along each unit ray to the surface (0 off the head), and the
+    coverage (N, H, W) in [0, 1]. A geometry prior for ``fit(depth_weight=)``: with the head turning only
+    a few degrees, photometric loss alone leaves depth ambiguous and novel views fall apart.
+    """
+    from talklib.face3d.model import MorphableModel
+    from talklib.face3d.render import render
+
+    n = c2w.shape[0]
+    frames = np.arange(n) if frames is None else np.asarray(frames)
+    t = MorphableModel.from_asset().tensors(device)
+    exp = torch.from_numpy(np.asarray(clip.exp(), np.float32)[frames]).to(device)
+    idc = torch.from_numpy(np.asarray(clip.id_coeffs(), np.float32)).to(device)
+    alb = torch.from_numpy(np.asarray(clip.alb_coeffs(), np.float32)).to(device)
+    j, i = torch.meshgrid(torch.arange(H, device=device) + 0.5, torch.arange(W, device=device) + 0.5, indexing="ij")
+    stretch = torch.sqrt(1.0 + ((i - cx) / focal) ** 2 + ((j - cy) / focal) ** 2)     # t = z * |dir| for dir_z = -1
+    depths, covers = [], []
+    for b0 in range(0, n, batch):
+        b1 = min(n, b0 + batch)
+        k = b1 - b0
+        with torch.no_grad():
+            out = render(t, idc.expand(k, -1), exp[b0:b1], alb.expand(k, -1), torch.zeros(k, 27, device=device),
+                         torch.zeros(k, 6, device=device), c2w[b0:b1].to(device), focal, cx, cy, H, W)
+        depths.append(out["depth"] * stretch * (out["alpha"] > 0))
+        covers.append(out["alpha"])
+    return torch.cat(depths), torch.cat(covers)
+
+
 def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",), max_frames: int | None = None,
               novel_yaw_max: float = 35.0, box_scale: float = 2.0, exp_dims: int | None = None,
-              masks: bool = False) -> SceneData:
+              masks: bool = False, depth: bool = False, device=None) -> SceneData:
     """A ``SceneData`` from a rendered clip (``talklib.data.dataset.Clip``), AD-NeRF style.
 
     size: resize frames to size x size (None: keep); parts: condition parts from the ground truth,
-    any of f_exp (79), f_id (100), f_alb (100), f_illu (27), pose (6); max_frames: use the first ones;
+    any of f_exp (79), f_id (100), f_alb (100), f_illu (27, rotated into the head frame), pose (6); max_frames: use the first ones;
     exp_dims: keep only the first exp_dims expression numbers (12: the named ones, ``EXP_NAMES``);
-    masks: also load the head alpha masks (``SceneData.alpha``).
+    masks: also load the head alpha masks (``SceneData.alpha``); depth: also the 3DMM prior's ray
+    depths (``SceneData.depth``, ``prior_depth``, rendered on ``device``; the scene itself stays on the CPU).
     Train/held-out split: the clip's own (transforms_train / transforms_val). Novel views: the clip's
     views with |yaw| <= novel_yaw_max, at the held-out frames. The canonical head box is centred on
     the 3D landmarks (mapped into the head frame) with a half-size ``box_scale`` times their extent.
@@ -185,13 +223,31 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
     H, W = (H0, W0) if size is None else (int(size), int(size))
     sx, sy = W / W0, H / H0
 
-    def load(view: str, idx) -> Tensor:
+    def load_part(view: str, idx) -> np.ndarray:
         fr = clip.frames(view, idx)
         if (H, W) != (H0, W0):
             fr = np.stack([np.asarray(Image.fromarray(f).resize((W, H), Image.BILINEAR)) for f in fr])
+        return fr
+
+    def load(view: str, idx) -> Tensor:
+        # PNG decoding releases the GIL: threads make loading thousands of frames several times faster
+        from concurrent.futures import ThreadPoolExecutor
+
+        idx = np.asarray(idx)
+        parts = [idx[i:i + 64] for i in range(0, len(idx), 64)]
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as ex:
+            fr = np.concatenate(list(ex.map(lambda p: load_part(view, p), parts)))
         return torch.from_numpy(fr).float() / 255.0
 
-    gt = {"f_exp": lambda: clip.exp(), "f_illu": lambda: clip.illu(), "pose": lambda: clip.pose(),
+    def illu_head_frame() -> np.ndarray:
+        # f_illu lights world-frame normals; the field's normals live in the canonical head frame,
+        # so express each frame's lighting there (rotate the SH by the head-to-world rotation)
+        from talklib.face3d.model import rotate_sh
+
+        rot = torch.from_numpy(clip.head_pose()[:, :3, :3].astype(np.float64))
+        return rotate_sh(torch.from_numpy(clip.illu().astype(np.float64)), rot).numpy()
+
+    gt = {"f_exp": lambda: clip.exp(), "f_illu": illu_head_frame, "pose": lambda: clip.pose(),
           "f_id": lambda: np.repeat(clip.id_coeffs()[None], clip.n_frames, 0),
           "f_alb": lambda: np.repeat(clip.alb_coeffs()[None], clip.n_frames, 0)}
     conds, cparts = [], {}
@@ -231,6 +287,10 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
             vc = clip.camera(v)
             novel[float(info["yaw_deg"])] = {"images": load(v, test), "c2w": torch.from_numpy(vc.c2w[test]).float(),
                                              "frames": test, "name": v}
+    dmap = None
+    if depth:
+        dmap, _ = prior_depth(clip, c2w, cam.focal * sx, cam.cx * sx, cam.cy * sy, H, W, device=device)
+        dmap = dmap.cpu()
     return SceneData(load("front", np.arange(n)), torch.from_numpy(np.concatenate(conds, 1)), c2w,
                      cam.focal * sx, cam.cx * sx, cam.cy * sy, torch.from_numpy(np.array(bg)).float() / 255.0,
-                     center, radius, 0.0, 100.0, cparts, train, test, novel, alpha)
+                     center, radius, 0.0, 100.0, cparts, train, test, novel, alpha, dmap)

@@ -92,7 +92,8 @@ def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF
 
 def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path | None = None,
         lr: float = 1e-2, frames_per_step: int = 1, ckpt_every: int = 200, occ_every: int = 100,
-        occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, seed: int = 0, half: bool = False,
+        occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, depth_weight: float = 0.0,
+        seed: int = 0, half: bool = False,
         progress: bool = True, extra: dict | None = None, time_budget_s: float | None = None,
         callback=None, callback_every: int = 0) -> list[dict]:
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
@@ -101,8 +102,12 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there.
     ``callback(step, model, row) -> bool`` runs every ``callback_every`` steps (time outside it is not
     counted in ``time_s``); returning True stops training. ``time_budget_s`` stops after that much
-    training time. ``mask_weight`` > 0 with ``scene.alpha``: add mask_weight * ||A - alpha||^2, the
-    rendered opacity against the head masks (at the rendering resolution).
+    training time.
+    ``mask_weight`` > 0 with ``scene.alpha``: add mask_weight * ||A - alpha||^2, the rendered opacity
+    against the head masks (at the rendering resolution). ``depth_weight`` > 0 with
+    ``scene.depth`` (the 3DMM prior, ``scene.prior_depth``): add depth_weight * mean((E[t] - t_prior) / radius)^2
+    over the pixels the prior's surface covers (E[t] = sum_i w_i t_i), and as much opacity-vs-coverage
+    loss; beyond Eq. (6), it pins the geometry that novel views need.
     """
     dev = scene.images.device
     grid_params = list(model.field.grid.parameters())
@@ -133,8 +138,10 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         for pg in opt.param_groups:
             pg["lr"] = pg.setdefault("base_lr", pg["lr"]) * sched(step)
         pick = train_idx[torch.randint(len(train_idx), (frames_per_step,), generator=gcpu)].to(dev)
+        use_depth = depth_weight > 0 and scene.depth is not None
         out = model.render(scene.cond[pick], scene.c2w[pick], scene.focal, scene.cx, scene.cy, scene.H, scene.W,
-                           scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half)
+                           scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half,
+                           depth=use_depth)
         mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
         loss = mse + tv_weight * model.field.grid.smoothness()
         if mask_weight > 0 and scene.alpha is not None:
@@ -142,6 +149,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
             a = scene.alpha[pick][:, None]
             a = a if f == 1 else torch.nn.functional.avg_pool2d(a, f)
             loss = loss + mask_weight * torch.mean((out["acc"] - a[:, 0]) ** 2)
+        if use_depth:
+            loss = loss + depth_weight * _depth_loss(out, scene.depth[pick], model.cfg.upsample, model.cfg.radius)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -170,6 +179,19 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     return history
 
 
+def _depth_loss(out: dict, prior: torch.Tensor, f: int, radius: float) -> torch.Tensor:
+    """Rendered depth and opacity against the prior's (B, H, W) ray depths, at the rendering resolution."""
+    cover = (prior > 0).float()[:, None]
+    d = prior[:, None]
+    if f > 1:
+        cover_lo = torch.nn.functional.avg_pool2d(cover, f)
+        d = torch.nn.functional.avg_pool2d(d, f) / cover_lo.clamp(min=1e-6)
+        cover = cover_lo
+    inside = (cover[:, 0] > 0.999).float()
+    err = ((out["depth"] - d[:, 0]) / radius) ** 2 * inside
+    return err.sum() / inside.sum().clamp(min=1.0) + torch.mean((out["acc"] - cover[:, 0]) ** 2)
+
+
 def _occ_conditions(scene: SceneData, k: int, gen: torch.Generator) -> torch.Tensor:
     idx = torch.as_tensor(scene.train_idx, dtype=torch.long)
     pick = idx[torch.randperm(len(idx), generator=gen)[:k]]
@@ -178,7 +200,7 @@ def _occ_conditions(scene: SceneData, k: int, gen: torch.Generator) -> torch.Ten
 
 @torch.no_grad()
 def evaluate(model: TalkingNeRF, scene: SceneData, frames, c2w: torch.Tensor | None = None,
-             mode: str = "fast", batch: int = 4, half: bool = False) -> torch.Tensor:
+             mode: str = "fast", batch: int = 4, half: bool = False, window: int = 16) -> torch.Tensor:
     """Render frames (indices into the scene, optionally with other cameras (M, 4, 4)) -> (M, H, W, 3)."""
     frames = torch.as_tensor(frames, dtype=torch.long)
     cams = scene.c2w[frames.to(scene.c2w.device)] if c2w is None else c2w
@@ -186,5 +208,5 @@ def evaluate(model: TalkingNeRF, scene: SceneData, frames, c2w: torch.Tensor | N
     for s in range(0, len(frames), batch):
         f = frames[s:s + batch].to(scene.cond.device)
         out.append(model.render(scene.cond[f], cams[s:s + batch], scene.focal, scene.cx, scene.cy,
-                                scene.H, scene.W, scene.bg, mode=mode, half=half)["rgb"].clamp(0, 1))
+                                scene.H, scene.W, scene.bg, mode=mode, half=half, window=window)["rgb"].clamp(0, 1))
     return torch.cat(out)
