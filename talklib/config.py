@@ -54,8 +54,10 @@ PARAMS: list[Param] = [
     Param("synth_identities", int, 1, 4, "identities with a training clip (the first is the photo's own face)"),
     Param("synth_test_identities", int, 0, 1, "held-out identities (testA/testB clips only, for single-shot tests)"),
     Param("synth_speech_clips", int, 6, 60, "speech-only TTS clips (audio, phonemes, truth; no frames) besides ARCTIC"),
-    Param("synth_views", str, "yaw_m30,yaw_p30,pitch_p15,pitch_m15", "yaw_m30,yaw_p30,pitch_p15,pitch_m15",
-          "held-out novel views rendered for every frame (yaw_m30, yaw_p30, yaw_m15, yaw_p15, pitch_p15, pitch_m15)"),
+    Param("synth_views", str, "yaw_m30,yaw_p30,pitch_p15,pitch_m15",
+          "yaw_m20,yaw_p20,yaw_m30,yaw_p30,pitch_p15,pitch_m15",
+          "held-out novel views rendered for every frame (yaw_m30, yaw_p30, yaw_m20, yaw_p20, yaw_m15, yaw_p15, "
+          "pitch_p15, pitch_m15)"),
     Param("synth_lighting_drift", bool, True, True, "slow drift of the SH lighting over each clip"),
     Param("nb01_detect_frames", int, 6, 60, "frames re-rendered at nb01_detect_size to test mediapipe on renders"),
     Param("nb01_detect_size", int, 256, 512, "render size for the mediapipe detection check (>= 256)"),
@@ -96,6 +98,9 @@ PARAMS: list[Param] = [
     Param("nerf_exp_dims", int, 12, 12, "expression numbers the NeRF is conditioned on (12 = the named ones, EXP_NAMES)"),
     Param("nerf_illu", bool, True, True, "also condition on the SH lighting f_illu (enters the colour linearly)"),
     Param("nerf_mask_weight", float, 0.0, 0.0, "weight of the opacity-vs-head-mask loss (0 = off)"),
+    Param("nerf_depth_weight", float, 0.0, 1.0, "weight of the 3DMM depth-prior loss (0 = off; geometry for novel views)"),
+    Param("nerf_view_dir", bool, True, False, "colour depends on the view direction (off: Lambertian, views extrapolate)"),
+    Param("nerf_box_scale", float, 2.0, 1.2, "head box half-size over the landmarks' half-extent (x 1.25)"),
     # --- 05 lip-sync discriminator and evaluation (issue 6) --------------------------------------
     Param("sync_steps", int, 500, 4000, "lip-sync expert training steps"),
     Param("sync_batch", int, 32, 64, "lip-sync expert batch (windows; each brings an off-sync partner)"),
