@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from talklib.nerf.scene import toy_scene  # noqa: E402
-from talklib.nerf.train import evaluate, fit, model_for_scene, psnr, save_checkpoint  # noqa: E402
+from talklib.nerf.train import evaluate, fit, model_for_scene, psnr  # noqa: E402
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -49,8 +49,11 @@ def load_scene(args, dev):
     ds = load_dataset(args.data)
     clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
     parts = tuple(p for p in args.parts.split(",") if p)
+    t = time.perf_counter()
     s = from_clip(clip, size=args.size, max_frames=args.frames or None, parts=parts, exp_dims=args.exp_dims or None,
-                  masks=args.mask_weight > 0)
+                  masks=args.mask_weight > 0, depth=args.depth_weight > 0, box_scale=args.box_scale, device=dev)
+    print(f"loaded {clip.path}: {s.images.shape[0]} frames {s.H}x{s.W}, novel {sorted(s.novel)} "
+          f"in {time.perf_counter() - t:.1f}s", flush=True)
     return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})"
 
 
@@ -82,8 +85,20 @@ def main() -> int:
     ap.add_argument("--parts", default="f_exp,f_illu", help="condition parts of a clip (f_illu last: linear SH shading)")
     ap.add_argument("--exp-dims", type=int, default=12, help="first N expression numbers (0: all 79)")
     ap.add_argument("--mask-weight", type=float, default=0.0, help="opacity-vs-head-mask loss weight (clips)")
+    ap.add_argument("--depth-weight", type=float, default=0.0, help="3DMM depth-prior loss weight (clips)")
+    ap.add_argument("--box-scale", type=float, default=2.0, help="head box half-size / landmark half-extent / 1.25")
+    ap.add_argument("--view-dir", type=int, default=1, help="1: colour depends on the view direction")
+    ap.add_argument("--planes", default="64,128,256", help="tri-plane resolutions")
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--feat-dim", type=int, default=16)
+    ap.add_argument("--deform", type=int, default=1)
+    ap.add_argument("--frames-per-step", type=int, default=2)
+    ap.add_argument("--window", type=int, default=16, help="early ray termination window of the fast path (0: off)")
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--eval-frames", type=int, default=0, help="score N evenly spaced held-out frames (0: all)")
     ap.add_argument("--out-json", default="")
-    ap.add_argument("--ckpt", default="")
+    ap.add_argument("--ckpt", default="", help="checkpoint folder: training resumes from DIR/nerf.pt when it is there")
+    ap.add_argument("--half-train", type=int, default=0, help="1: bf16 autocast in the field while training")
     args = ap.parse_args()
     if args.toy and not args.frames:
         args.frames = 220
@@ -92,10 +107,15 @@ def main() -> int:
     torch.backends.cudnn.allow_tf32 = True
     scene, source = load_scene(args, dev)
     test = torch.as_tensor(scene.test_idx)
+    pick = slice(None)
+    if args.eval_frames and args.eval_frames < len(test):   # evenly spaced held-out frames (and their novel views)
+        pick = torch.linspace(0, len(test) - 1, args.eval_frames).round().long()
     torch.manual_seed(0)
     model = model_for_scene(scene, upsample=args.upsample, n_samples=args.samples, occ_res=args.occ_res,
-                            field=dict(feat_dim=16, plane_res=[64, 128, 256], plane_channels=8, hidden=64,
-                                       cond_code=32)).to(dev)
+                            field=dict(feat_dim=args.feat_dim if args.upsample > 1 else 3,
+                                       plane_res=[int(x) for x in args.planes.split(",")], plane_channels=8,
+                                       hidden=args.hidden, cond_code=32, deform=bool(args.deform),
+                                       view_dir=bool(args.view_dir))).to(dev)
     curve, reached = [], {}
 
     def cb(step, m, row):
@@ -110,19 +130,23 @@ def main() -> int:
 
     hist: list = []
     t_fit = time.perf_counter()
-    hist.extend(fit(model, scene, steps=args.steps, lr=args.lr, frames_per_step=2, occ_every=100, occ_conds=16,
-                    progress=False, time_budget_s=args.fit_seconds, callback=cb, mask_weight=args.mask_weight,
-                    callback_every=500))
+    hist.extend(fit(model, scene, steps=args.steps, lr=args.lr, frames_per_step=args.frames_per_step, occ_every=100,
+                    occ_conds=16, progress=False, time_budget_s=args.fit_seconds, callback=cb,
+                    mask_weight=args.mask_weight, depth_weight=args.depth_weight, callback_every=args.eval_every,
+                    ckpt_dir=args.ckpt or None, half=bool(args.half_train)))
     fit_wall = time.perf_counter() - t_fit
     model.eval()
     with torch.no_grad():
         model.update_occupancy(scene.cond[torch.as_tensor(scene.train_idx)[:64].to(dev)])
-        pred = evaluate(model, scene, test, mode="fast")
-        res = {"heldout_psnr": psnr(pred, scene.images[test]), "heldout_ssim": ssim(pred, scene.images[test])}
+        ev = test[pick]
+        pred = evaluate(model, scene, ev, mode="fast")
+        res = {"heldout_psnr": psnr(pred, scene.images[ev]), "heldout_ssim": ssim(pred, scene.images[ev]),
+               "scored_heldout_frames": int(len(ev))}
         for yaw, nv in sorted(scene.novel.items()):
-            pn = evaluate(model, scene, nv["frames"], c2w=nv["c2w"], mode="fast")
-            res[f"novel_yaw{yaw:+g}_psnr"] = psnr(pn, nv["images"])
-            res[f"novel_yaw{yaw:+g}_ssim"] = ssim(pn, nv["images"])
+            fr = torch.as_tensor(nv["frames"])[pick]
+            pn = evaluate(model, scene, fr, c2w=nv["c2w"][pick], mode="fast")
+            res[f"novel_yaw{yaw:+g}_psnr"] = psnr(pn, nv["images"][pick])
+            res[f"novel_yaw{yaw:+g}_ssim"] = ssim(pn, nv["images"][pick])
         # speed at the scene's resolution: reference (fp32, dense samples, PyTorch compositing, 1 frame/call)
         H = W = args.speed_size
         k = H / scene.H
@@ -135,17 +159,20 @@ def main() -> int:
         b = args.batch
         reps_c = cond[:b] if len(cond) >= b else cond[:1].expand(b, -1)
         reps_w = cams[:b] if len(cams) >= b else cams[:1].expand(b, -1, -1)
-        fast_b = lambda: model.render(reps_c, reps_w, fo, cx, cy, H, W, bgs, mode="fast", half=True)  # noqa: E731
-        fast_one = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs, mode="fast", half=True)  # noqa: E731
+        fast_b = lambda: model.render(reps_c, reps_w, fo, cx, cy, H, W, bgs, mode="fast", half=True,  # noqa: E731
+                                      window=args.window)
+        fast_one = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs, mode="fast", half=True,  # noqa: E731
+                                        window=args.window)
         t_ref = timed(ref_one, 5, dev)
         t_fast1 = timed(fast_one, 20, dev)
         t_fastb = timed(fast_b, 10, dev) / b
-        pr = evaluate(model, scene, test, mode="reference", batch=1)
-        pf = evaluate(model, scene, test, mode="fast", half=True, batch=b)
+        par = test[torch.linspace(0, len(test) - 1, min(16, len(test))).round().long()]
+        pr = evaluate(model, scene, par, mode="reference", batch=1)
+        pf = evaluate(model, scene, par, mode="fast", half=True, batch=b, window=args.window)
         res.update({
             "fps_reference": 1.0 / t_ref, "fps_fast_batch1": 1.0 / t_fast1, f"fps_fast_batch{b}": 1.0 / t_fastb,
-            "speedup": t_ref / t_fastb, "psnr_reference_path": psnr(pr, scene.images[test]),
-            "psnr_fast_path": psnr(pf, scene.images[test]), "psnr_fast_vs_reference": psnr(pf, pr),
+            "speedup": t_ref / t_fastb, "psnr_reference_path": psnr(pr, scene.images[par]),
+            "psnr_fast_path": psnr(pf, scene.images[par]), "psnr_fast_vs_reference": psnr(pf, pr),
             "occupied_fraction": float(model.occupancy.occupied.float().mean()),
         })
     info = {
@@ -160,8 +187,6 @@ def main() -> int:
     print(json.dumps({k: v for k, v in info.items() if k not in ("model", "curve")}, indent=1))
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(info, indent=1))
-    if args.ckpt:
-        save_checkpoint(Path(args.ckpt) / "nerf.pt", model, step=hist[-1]["step"])
     return 0
 
 
