@@ -163,15 +163,22 @@ def main() -> int:
                                       window=args.window)
         fast_one = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs, mode="fast", half=True,  # noqa: E731
                                         window=args.window)
+        fast_b0 = lambda: model.render(reps_c, reps_w, fo, cx, cy, H, W, bgs, mode="fast", half=True,  # noqa: E731
+                                       window=0)
+        fast_one0 = lambda: model.render(cond[:1], cams[:1], fo, cx, cy, H, W, bgs, mode="fast", half=True,  # noqa: E731
+                                         window=0)
         t_ref = timed(ref_one, 5, dev)
         t_fast1 = timed(fast_one, 20, dev)
         t_fastb = timed(fast_b, 10, dev) / b
+        t_fast1_0 = timed(fast_one0, 20, dev)
+        t_fastb_0 = timed(fast_b0, 10, dev) / b
         par = test[torch.linspace(0, len(test) - 1, min(16, len(test))).round().long()]
         pr = evaluate(model, scene, par, mode="reference", batch=1)
         pf = evaluate(model, scene, par, mode="fast", half=True, batch=b, window=args.window)
         res.update({
             "fps_reference": 1.0 / t_ref, "fps_fast_batch1": 1.0 / t_fast1, f"fps_fast_batch{b}": 1.0 / t_fastb,
-            "speedup": t_ref / t_fastb, "psnr_reference_path": psnr(pr, scene.images[par]),
+            "speedup": t_ref / t_fastb,
+            "fps_fast_batch1_no_termination": 1.0 / t_fast1_0, f"fps_fast_batch{b}_no_termination": 1.0 / t_fastb_0, "psnr_reference_path": psnr(pr, scene.images[par]),
             "psnr_fast_path": psnr(pf, scene.images[par]), "psnr_fast_vs_reference": psnr(pf, pr),
             "occupied_fraction": float(model.occupancy.occupied.float().mean()),
         })
