@@ -208,7 +208,8 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
     """A ``SceneData`` from a rendered clip (``talklib.data.dataset.Clip``), AD-NeRF style.
 
     size: resize frames to size x size (None: keep); parts: condition parts from the ground truth,
-    any of f_exp (79), f_id (100), f_alb (100), f_illu (27, rotated into the head frame), pose (6); max_frames: use the first ones;
+    any of f_exp (79), f_id (100), f_alb (100), f_illu (27, rotated into the head frame), pose (6);
+    max_frames: use the first ones;
     exp_dims: keep only the first exp_dims expression numbers (12: the named ones, ``EXP_NAMES``);
     masks: also load the head alpha masks (``SceneData.alpha``); depth: also the 3DMM prior's ray
     depths (``SceneData.depth``, ``prior_depth``, rendered on ``device``; the scene itself stays on the CPU).
@@ -234,9 +235,9 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
         from concurrent.futures import ThreadPoolExecutor
 
         idx = np.asarray(idx)
-        parts = [idx[i:i + 64] for i in range(0, len(idx), 64)]
+        chunks = [idx[i:i + 64] for i in range(0, len(idx), 64)]
         with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as ex:
-            fr = np.concatenate(list(ex.map(lambda p: load_part(view, p), parts)))
+            fr = np.concatenate(list(ex.map(lambda c: load_part(view, c), chunks)))
         return torch.from_numpy(fr).float() / 255.0
 
     def illu_head_frame() -> np.ndarray:
