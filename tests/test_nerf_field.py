@@ -44,6 +44,20 @@ def test_field_shapes_ranges_and_condition_matters():
     assert not torch.allclose(fld(x, d, c2)[0], z)
 
 
+def test_view_dir_off_makes_the_colour_independent_of_the_view():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3) * 2 - 1
+    d1, d2 = F.normalize(torch.randn(64, 3), dim=-1), F.normalize(torch.randn(64, 3), dim=-1)
+    for view_dir in (True, False):
+        fld = ConditionalField(FieldConfig(cond_dim=5, plane_res=(8, 16), hidden=16, view_dir=view_dir))
+        with torch.no_grad():
+            fld.grid.planes[0].normal_()    # a non-trivial field (untrained planes start near zero)
+        code = fld.encode_condition(torch.rand(1, 5)).expand(64, -1)
+        (z1, s1), (z2, s2) = fld(x, d1, code), fld(x, d2, code)
+        assert torch.equal(s1, s2)          # density never sees the view direction
+        assert torch.allclose(z1, z2) != view_dir
+
+
 def test_condition_spec_packs_in_order_and_checks_sizes():
     spec = ConditionSpec({"f_exp": 2, "f_id": 3})
     v = spec.pack({"f_id": torch.ones(4, 3), "f_exp": torch.zeros(4, 2)})
