@@ -46,3 +46,20 @@ def test_checkpoint_resumes_and_refuses_another_configuration(scene, tmp_path):
 def test_missing_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no NeRF checkpoint"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("frame", [[0, 0, 0, 2, 2, 2, 2, 1], [0, 0, 1, 1, 1, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1]])
+def test_per_sample_codes_equal_the_gather_in_value_and_gradient(frame):
+    from talklib.nerf.model import per_sample_codes
+
+    torch.manual_seed(0)
+    frame = torch.tensor(frame)
+    w = torch.randn(len(frame), 5)
+    grads = []
+    for fn in (per_sample_codes, lambda c, f: c[f]):
+        codes = torch.randn(3, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out = fn(codes, frame)
+        assert torch.equal(out, codes.detach()[frame])
+        (out * w).sum().backward()
+        grads.append(codes.grad)
+    torch.testing.assert_close(grads[0], grads[1])

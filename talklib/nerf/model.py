@@ -51,6 +51,28 @@ class NeRFConfig:
         return cls(**d)
 
 
+#: rays per ``render`` call from which early ray termination is on by default (4 frames of 128^2)
+WINDOW_MIN_RAYS = 1 << 16
+
+
+def per_sample_codes(codes: Tensor, frame: Tensor) -> Tensor:
+    """codes (B, c) of the frames, frame (N,) the frame of each sample -> (N, c).
+
+    With a gradient to carry and samples grouped by frame (``render`` orders them so), each frame's
+    code is expanded over its run of samples: the backward is then one sum per frame. A plain
+    ``codes[frame]`` would be correct too, but its backward scatters N rows into B with a sort
+    (``IndexBackward0``), which was 83 % of a training step's GPU time (benchmarks/RESULTS.md).
+    """
+    if not (torch.is_grad_enabled() and codes.requires_grad) or frame.numel() < 2:
+        return codes[frame]
+    counts = torch.bincount(frame, minlength=codes.shape[0])
+    grouped = (frame[1:] >= frame[:-1]).all()
+    meta = torch.cat([counts, grouped.long()[None]]).tolist()   # one device sync
+    if not meta[-1]:
+        return codes[frame]
+    return torch.cat([codes[b].expand(n, -1) for b, n in enumerate(meta[:-1]) if n])
+
+
 class TalkingNeRF(nn.Module):
     def __init__(self, cfg: NeRFConfig):
         super().__init__()
@@ -157,7 +179,7 @@ class TalkingNeRF(nn.Module):
         sel = mask.reshape(-1).nonzero().squeeze(1)
         ray_of = sel // S
         with torch.autocast(u.device.type, dtype=torch.bfloat16, enabled=half):
-            z, sig = self.field(u.reshape(-1, 3)[sel], rays_d[ray_of], codes[frame_of_ray[ray_of]])
+            z, sig = self.field(u.reshape(-1, 3)[sel], rays_d[ray_of], per_sample_codes(codes, frame_of_ray[ray_of]))
         C = z.shape[-1]
         sigma = torch.zeros(R * S, device=u.device, dtype=torch.float32).index_copy(0, sel, sig.float())
         feat = torch.zeros(R * S, C, device=u.device, dtype=torch.float32).index_copy(0, sel, z.float())
@@ -174,11 +196,14 @@ class TalkingNeRF(nn.Module):
     def render(self, cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
                bg: Tensor, head_pose: Tensor | None = None, mode: str = "reference", perturb: bool = False,
                generator: torch.Generator | None = None, half: bool = False, chunk: int = 1 << 17,
-               depth: bool = False, window: int = 16) -> dict:
+               depth: bool = False, window: int | None = None) -> dict:
         """Render B frames.
 
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
         bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
+        window: the fast path's early-termination window (``render_rays``); None picks 16 for calls of
+        at least ``WINDOW_MIN_RAYS`` rays and 0 below (at one 128^2 frame the second pass costs more
+        than it saves: 185.6 vs 292.4 FPS, at 8 frames it pays: 685.5 vs 579.6, benchmarks/RESULTS.md).
         Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample, and with ``depth``
         "depth": (B, h, w), the expected ray distance sum_i w_i t_i (as far as the opacity reaches).
         """
@@ -192,6 +217,8 @@ class TalkingNeRF(nn.Module):
         codes = self.codes(cond)
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
         frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
+        if window is None:
+            window = 16 if o.shape[0] >= WINDOW_MIN_RAYS else 0
         feats, accs = [], []
         for s in range(0, o.shape[0], chunk):
             fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],

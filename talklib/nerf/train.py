@@ -93,7 +93,7 @@ def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF
 def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path | None = None,
         lr: float = 1e-2, frames_per_step: int = 1, ckpt_every: int = 200, occ_every: int = 100,
         occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, depth_weight: float = 0.0,
-        seed: int = 0, half: bool = False,
+        seed: int = 0, half: bool = False, window: int = 0,
         progress: bool = True, extra: dict | None = None, time_budget_s: float | None = None,
         callback=None, callback_every: int = 0) -> list[dict]:
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
@@ -108,6 +108,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     ``scene.depth`` (the 3DMM prior, ``scene.prior_depth``): add depth_weight * mean((E[t] - t_prior) / radius)^2
     over the pixels the prior's surface covers (E[t] = sum_i w_i t_i), and as much opacity-vs-coverage
     loss; beyond Eq. (6), it pins the geometry that novel views need.
+    ``window``: the fast path's early-termination window once the occupancy grid is on (0, the
+    default: off; on an H200 a full-speaker step took 23.0 ms without it and 23.8 ms with 16).
     """
     dev = scene.images.device
     grid_params = list(model.field.grid.parameters())
@@ -141,7 +143,7 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         use_depth = depth_weight > 0 and scene.depth is not None
         out = model.render(scene.cond[pick], scene.c2w[pick], scene.focal, scene.cx, scene.cy, scene.H, scene.W,
                            scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half,
-                           depth=use_depth)
+                           depth=use_depth, window=window)
         mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
         loss = mse + tv_weight * model.field.grid.smoothness()
         if mask_weight > 0 and scene.alpha is not None:
@@ -200,7 +202,8 @@ def _occ_conditions(scene: SceneData, k: int, gen: torch.Generator) -> torch.Ten
 
 @torch.no_grad()
 def evaluate(model: TalkingNeRF, scene: SceneData, frames, c2w: torch.Tensor | None = None,
-             mode: str = "fast", batch: int = 4, half: bool = False, window: int = 16) -> torch.Tensor:
+             mode: str = "fast", batch: int = 4, half: bool = False,
+             window: int | None = None) -> torch.Tensor:
     """Render frames (indices into the scene, optionally with other cameras (M, 4, 4)) -> (M, H, W, 3)."""
     frames = torch.as_tensor(frames, dtype=torch.long)
     cams = scene.c2w[frames.to(scene.c2w.device)] if c2w is None else c2w
