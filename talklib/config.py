@@ -82,10 +82,11 @@ PARAMS: list[Param] = [
     Param("audio_sync_max_shift", int, 10, 10, "largest time shift (frames) for negatives and the offset test"),
     # --- 03 conditional NeRF (issue 5) -----------------------------------------------------------
     Param("nerf_size", int, 64, 512, "frame size the NeRF is fitted and scored at, pixels (frames are resized)"),
-    Param("nerf_steps", int, 1200, 20000, "NeRF training steps (one whole frame each)"),
+    Param("nerf_steps", int, 1200, 13000, "NeRF training steps (the learning rate decays to 1/10 over them)"),
+    Param("nerf_frames_per_step", int, 1, 2, "whole training frames rendered per NeRF step"),
     Param("nerf_fit_seconds", float, 150.0, 600.0, "stop NeRF training after this many seconds"),
     Param("nerf_lr", float, 0.01, 0.005, "Adam learning rate of the NeRF (tri-planes get twice this)"),
-    Param("nerf_samples", int, 32, 64, "samples per ray between the head box's near and far bounds"),
+    Param("nerf_samples", int, 32, 48, "samples per ray between the head box's near and far bounds"),
     Param("nerf_upsample", int, 2, 4, "H_u upsampling factor: the field is rendered at size / factor"),
     Param("nerf_feat_dim", int, 8, 16, "channels of the feature z the field renders (3 = colour only)"),
     Param("nerf_hidden", int, 32, 64, "width of the field's MLPs"),
