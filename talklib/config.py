@@ -99,8 +99,8 @@ PARAMS: list[Param] = [
     Param("nerf_exp_dims", int, 12, 12, "expression numbers the NeRF is conditioned on (12 = the named ones, EXP_NAMES)"),
     Param("nerf_illu", bool, True, True, "also condition on the SH lighting f_illu (enters the colour linearly)"),
     Param("nerf_mask_weight", float, 0.0, 0.0, "weight of the opacity-vs-head-mask loss (0 = off)"),
-    Param("nerf_depth_weight", float, 0.0, 1.0, "weight of the 3DMM depth-prior loss (0 = off; geometry for novel views)"),
-    Param("nerf_view_dir", bool, True, False, "colour depends on the view direction (off: Lambertian, views extrapolate)"),
+    Param("nerf_depth_weight", float, 1.0, 1.0, "weight of the 3DMM depth-prior loss (0 = off; geometry for novel views)"),
+    Param("nerf_view_dir", bool, False, False, "colour depends on the view direction (off: Lambertian, views extrapolate)"),
     Param("nerf_box_scale", float, 2.0, 1.2, "head box half-size over the landmarks' half-extent (x 1.25)"),
     # --- 05 lip-sync discriminator and evaluation (issue 6) --------------------------------------
     Param("sync_steps", int, 500, 4000, "lip-sync expert training steps"),
