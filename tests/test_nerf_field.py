@@ -190,3 +190,27 @@ def test_rotated_sh_lighting_shades_head_frame_normals_like_the_world():
     L = torch.randn(1, 27)
     n = F.normalize(torch.randn(1, 100, 3), dim=-1)
     assert torch.allclose(shade(n, rotate_sh(L, R)), shade(n @ R[0].T, L), atol=1e-5)
+
+
+def test_render_picks_the_window_by_the_number_of_rays(monkeypatch):
+    """window=None: 16 from WINDOW_MIN_RAYS rays per call, 0 below (the same image either way, up to
+    the transmittance cut, so only the choice is checked, bit for bit)."""
+    import talklib.nerf.model as model_mod
+
+    torch.manual_seed(0)
+    m = TalkingNeRF(NeRFConfig(cond_parts={"f_exp": 2}, n_samples=48, occ_res=16, upsample=1,
+                               field={"plane_res": [8, 16], "hidden": 16, "feat_dim": 3}))
+    with torch.no_grad():
+        m.field.density_net[-1].bias[0] = 4.0
+    cond = torch.rand(2, 2)
+    m.update_occupancy(cond)
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[:, 2, 3] = 3.0
+    bg = torch.rand(12, 12, 3)
+    with torch.no_grad():
+        ref = {w: m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast", window=w)["rgb"] for w in (0, 16)}
+        assert not torch.equal(ref[0], ref[16])
+        for limit, want in ((2 * 12 * 12, 16), (2 * 12 * 12 + 1, 0)):
+            monkeypatch.setattr(model_mod, "WINDOW_MIN_RAYS", limit)
+            got = m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast")["rgb"]
+            assert torch.equal(got, ref[want])
