@@ -314,6 +314,15 @@ print(f"{len(frames)} frames -> {out} ({len(frames) / timings['render_s']:.1f} f
 assert len(frames) == len(audio) // 640
 display(Video(str(out), embed=True, width=256))
 
+# %% [markdown]
+# ## 9 · The same model at full size
+# Everything above runs unchanged at the `full` preset on a GPU. `benchmarks/render.py` measured it on
+# the full synthetic speaker's training clip (4196 frames for training, 419 held out, 512², the `full`
+# preset's NeRF settings) on one H200: a 297 s fit (13 000 steps of 23 ms) reaches **32.0 dB** held-out
+# PSNR (SSIM 0.962) and **27.8 / 27.7 dB** at ∓20° yaw, and the fast path renders **784 frames per
+# second** at 512², 4.2× the plain-PyTorch reference, within 1e-4 of it (`benchmarks/RESULTS.md`: the
+# commands, and how a 6× faster training step was found with the profiler).
+
 # %%
 write_metrics(run_dir, NB, {
     "heldout_psnr": round(heldout_psnr, 4), "heldout_ssim": round(heldout_ssim, 4),
