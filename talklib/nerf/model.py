@@ -202,8 +202,9 @@ class TalkingNeRF(nn.Module):
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
         bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
         window: the fast path's early-termination window (``render_rays``); None picks 16 for calls of
-        at least ``WINDOW_MIN_RAYS`` rays and 0 below (at one 128^2 frame the second pass costs more
-        than it saves: 185.6 vs 292.4 FPS, at 8 frames it pays: 685.5 vs 579.6, benchmarks/RESULTS.md).
+        at least ``WINDOW_MIN_RAYS`` rays and 0 below (on an H200 at 512^2 through H_u: at 8 frames per
+        call the window pays, 783.7 vs 555.1 FPS; at one frame it did not, 185.6 vs 292.4 and 220.6 vs
+        228.6 FPS in two runs; benchmarks/RESULTS.md).
         Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample, and with ``depth``
         "depth": (B, h, w), the expected ray distance sum_i w_i t_i (as far as the opacity reaches).
         """
