@@ -160,9 +160,8 @@ def test_sh_lighting_enters_the_colour_linearly_and_leaves_geometry_alone():
         ConditionalField(FieldConfig(cond_dim=40, illu_dim=9))
 
 
-def test_early_ray_termination_splits_compositing_exactly():
-    """window=k evaluates k samples from the first occupied one, then only rays still transparent:
-    the same image as all occupied samples at once (window=0), up to the 1e-4 transmittance cut."""
+def _opaque_scene():
+    """A small model dense enough that many rays stop early, two frames, their cameras and a background."""
     torch.manual_seed(0)
     m = TalkingNeRF(NeRFConfig(cond_parts={"f_exp": 2}, n_samples=48, occ_res=16, upsample=1,
                                field={"plane_res": [8, 16], "hidden": 16, "feat_dim": 3}))
@@ -173,6 +172,13 @@ def test_early_ray_termination_splits_compositing_exactly():
     c2w = torch.eye(4).repeat(2, 1, 1)
     c2w[:, 2, 3] = 3.0
     bg = torch.rand(12, 12, 3)
+    return m, cond, c2w, bg
+
+
+def test_early_ray_termination_splits_compositing_exactly():
+    """window=k evaluates k samples from the first occupied one, then only rays still transparent:
+    the same image as all occupied samples at once (window=0), up to the 1e-4 transmittance cut."""
+    m, cond, c2w, bg = _opaque_scene()
     with torch.no_grad():
         all_at_once = m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast", window=0, depth=True)
         for k in (1, 4, 8):
@@ -197,16 +203,7 @@ def test_render_picks_the_window_by_the_number_of_rays(monkeypatch):
     the transmittance cut, so only the choice is checked, bit for bit)."""
     import talklib.nerf.model as model_mod
 
-    torch.manual_seed(0)
-    m = TalkingNeRF(NeRFConfig(cond_parts={"f_exp": 2}, n_samples=48, occ_res=16, upsample=1,
-                               field={"plane_res": [8, 16], "hidden": 16, "feat_dim": 3}))
-    with torch.no_grad():
-        m.field.density_net[-1].bias[0] = 4.0
-    cond = torch.rand(2, 2)
-    m.update_occupancy(cond)
-    c2w = torch.eye(4).repeat(2, 1, 1)
-    c2w[:, 2, 3] = 3.0
-    bg = torch.rand(12, 12, 3)
+    m, cond, c2w, bg = _opaque_scene()
     with torch.no_grad():
         ref = {w: m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast", window=w)["rgb"] for w in (0, 16)}
         assert not torch.equal(ref[0], ref[16])
