@@ -1,10 +1,10 @@
 """Where a NeRF training step spends its time: milliseconds per step for model/fit variants, and
 the top operators of the baseline under torch.profiler.
 
-    python benchmarks/profile_step.py --data data/synthetic/gpu_short_train --size 512 --steps 220
+    python benchmarks/profile_step.py --data data/synthetic/gpu_short --size 512 --steps 200
 
-The baseline is the full preset's model (benchmarks/render.py's recorded command); each variant
-changes one thing. Steps after the occupancy grid is on (step 100) are timed. Prints a table and
+The baseline is the full preset's model (benchmarks/render.py's recorded command) fitted with the
+16-sample window, as when the numbers in RESULTS.md were taken; each variant changes one thing. Steps after the occupancy grid is on (step 100) are timed. Prints a table and
 writes JSON (``--out-json``); results go to benchmarks/RESULTS.md.
 """
 

@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from talklib.nerf.model import default_window  # noqa: E402
 from talklib.nerf.scene import toy_scene  # noqa: E402
 from talklib.nerf.train import evaluate, fit, model_for_scene, psnr  # noqa: E402
 
@@ -162,15 +163,18 @@ def main() -> int:
         b = args.batch
         reps_c = cond[:b] if len(cond) >= b else cond[:1].expand(b, -1)
         reps_w = cams[:b] if len(cams) >= b else cams[:1].expand(b, -1, -1)
-        win = None if args.window < 0 else args.window
+        fu = model.cfg.upsample
+
+        def window_of(n):   # the window a call of n frames uses: --window, or the renderer's own choice
+            return args.window if args.window >= 0 else default_window(n * (H // fu) * (W // fu))
 
         def fast(n, w):
             return lambda: model.render(reps_c[:n], reps_w[:n], fo, cx, cy, H, W, bgs, mode="fast", half=True, window=w)
 
         t_ref = timed(ref_one, 5, dev)
-        t = {(n, w): timed(fast(n, w), 20 if n == 1 else 10, dev) / n for n in (1, b) for w in (win, 16, 0)}
+        t = {(n, w): timed(fast(n, w), 20 if n == 1 else 10, dev) / n
+             for n in (1, b) for w in dict.fromkeys((window_of(n), 16, 0))}
         # H_u alone, on the feature image the field renders: what is left if field + compositing cost nothing
-        fu = model.cfg.upsample
         feat = torch.rand(b, model.field.cfg.feat_dim, H // fu, W // fu, device=dev)
 
         def up(n, half):
@@ -183,10 +187,10 @@ def main() -> int:
         t_upb = timed(up(b, True), 10, dev) / b
         par = test[torch.linspace(0, len(test) - 1, min(16, len(test))).round().long()]
         pr = evaluate(model, scene, par, mode="reference", batch=1)
-        pf = evaluate(model, scene, par, mode="fast", half=True, batch=b, window=win)
+        pf = evaluate(model, scene, par, mode="fast", half=True, batch=b, window=window_of(b))
         res.update({
-            "fps_reference": 1.0 / t_ref, "fps_fast_batch1": 1.0 / t[1, win], f"fps_fast_batch{b}": 1.0 / t[b, win],
-            "speedup": t_ref / t[b, win],
+            "fps_reference": 1.0 / t_ref, "fps_fast_batch1": 1.0 / t[1, window_of(1)],
+            f"fps_fast_batch{b}": 1.0 / t[b, window_of(b)], "speedup": t_ref / t[b, window_of(b)],
             "fps_fast_batch1_window16": 1.0 / t[1, 16], f"fps_fast_batch{b}_window16": 1.0 / t[b, 16],
             "fps_fast_batch1_no_termination": 1.0 / t[1, 0], f"fps_fast_batch{b}_no_termination": 1.0 / t[b, 0],
             "ms_upsampler_fp32_batch1": 1000.0 * t_up1, f"ms_upsampler_bf16_per_frame_batch{b}": 1000.0 * t_upb,

@@ -55,6 +55,11 @@ class NeRFConfig:
 WINDOW_MIN_RAYS = 1 << 16
 
 
+def default_window(n_rays: int) -> int:
+    """The early-termination window ``render`` uses for a call of n_rays rays when none is given."""
+    return 16 if n_rays >= WINDOW_MIN_RAYS else 0
+
+
 def per_sample_codes(codes: Tensor, frame: Tensor) -> Tensor:
     """codes (B, c) of the frames, frame (N,) the frame of each sample -> (N, c).
 
@@ -219,7 +224,7 @@ class TalkingNeRF(nn.Module):
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
         frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
         if window is None:
-            window = 16 if o.shape[0] >= WINDOW_MIN_RAYS else 0
+            window = default_window(o.shape[0])
         feats, accs = [], []
         for s in range(0, o.shape[0], chunk):
             fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
