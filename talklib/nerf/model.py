@@ -6,6 +6,9 @@ canonical head box, field evaluated only where the occupancy grid says so (fast 
 
     I = H_u(F) + (1 - up(A)) * background
 
+On a CUDA GPU the fast mode's per-ray work is one Triton kernel (``talklib.nerf.march_triton``); on
+a CPU, and while training, it is the PyTorch code of ``render_rays``.
+
 Everything the model needs to be rebuilt is in ``config`` (a JSON-able dict), saved with checkpoints.
 """
 
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from talklib.nerf.composite import composite
+from talklib.nerf.composite import composite, triton_available
 from talklib.nerf.field import ConditionalField, ConditionSpec, FieldConfig
 from talklib.nerf.rays import camera_rays, to_canonical
 from talklib.nerf.sampling import OccupancyGrid, ray_box, stratified_samples
@@ -132,6 +135,21 @@ class TalkingNeRF(nn.Module):
         return frac
 
     # ---- rendering -----------------------------------------------------------------------------
+    def compile_upsampler(self) -> None:
+        """Run H_u through ``torch.compile`` in ``render`` from now on (for long renders on a GPU:
+        Inductor fuses the activations, pixel shuffles and layout changes around the convolutions;
+        the first call of each batch size compiles, some seconds). Not saved with checkpoints."""
+        object.__setattr__(self, "_upsampler_compiled", torch.compile(self.upsampler, dynamic=False))
+
+    def can_fuse(self, device: torch.device) -> bool:
+        """True when ``render`` can use the one-kernel renderer here: CUDA with Triton, no gradient
+        wanted, and a model ``march_triton.unsupported`` accepts."""
+        if torch.is_grad_enabled() or not triton_available(device):
+            return False
+        from talklib.nerf.march_triton import unsupported
+
+        return unsupported(self) is None
+
     def render_rays(self, rays_o: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor,
                     mode: str = "reference", perturb: bool = False, generator: torch.Generator | None = None,
                     half: bool = False, depth: bool = False, window: int = 16) -> tuple[Tensor, Tensor]:
@@ -201,7 +219,7 @@ class TalkingNeRF(nn.Module):
     def render(self, cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
                bg: Tensor, head_pose: Tensor | None = None, mode: str = "reference", perturb: bool = False,
                generator: torch.Generator | None = None, half: bool = False, chunk: int = 1 << 17,
-               depth: bool = False, window: int | None = None) -> dict:
+               depth: bool = False, window: int | None = None, fused: bool | None = None) -> dict:
         """Render B frames.
 
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
@@ -210,6 +228,9 @@ class TalkingNeRF(nn.Module):
         at least ``WINDOW_MIN_RAYS`` rays and 0 below (on an H200 at 512^2 through H_u: at 8 frames per
         call the window pays, 783.7 vs 555.1 FPS; at one frame it did not, 185.6 vs 292.4 and 220.6 vs
         228.6 FPS in two runs; benchmarks/RESULTS.md).
+        fused: draw the fast path with the one-kernel renderer (``talklib.nerf.march_triton``: ray
+        marching, field and Eq. (5) fused, early termination at T <= 1e-4); None uses it whenever it
+        can (``can_fuse``: CUDA with Triton, no gradient, no depth, a model it supports).
         Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample, and with ``depth``
         "depth": (B, h, w), the expected ray distance sum_i w_i t_i (as far as the opacity reaches).
         """
@@ -222,23 +243,32 @@ class TalkingNeRF(nn.Module):
             o, d = to_canonical(o, d, head_pose)
         codes = self.codes(cond)
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
-        frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
-        if window is None:
-            window = default_window(o.shape[0])
-        feats, accs = [], []
-        for s in range(0, o.shape[0], chunk):
-            fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
-                                      mode=mode, perturb=perturb, generator=generator, half=half, depth=depth,
-                                      window=window)
-            feats.append(fe)
-            accs.append(ac)
+        if fused is None:
+            fused = mode == "fast" and self.can_fuse(o.device) and not depth and not perturb
+        if fused:   # the one-kernel renderer: march + field + Eq. (5) (talklib.nerf.march_triton)
+            from talklib.nerf.march_triton import march
+
+            feat, acc = march(self, o, d, codes, h * w)
+            feats, accs = [feat], [acc]
+        else:
+            frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
+            if window is None:
+                window = default_window(o.shape[0])
+            feats, accs = [], []
+            for s in range(0, o.shape[0], chunk):
+                fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
+                                          mode=mode, perturb=perturb, generator=generator, half=half, depth=depth,
+                                          window=window)
+                feats.append(fe)
+                accs.append(ac)
         feat = torch.cat(feats).view(B, h, w, -1).permute(0, 3, 1, 2)
         dmap = None
         if depth:
             feat, dmap = feat[:, :-1], feat[:, -1]
         acc = torch.cat(accs).view(B, 1, h, w)
+        up = self.__dict__.get("_upsampler_compiled") if not torch.is_grad_enabled() else None
         with torch.autocast(c2w.device.type, dtype=torch.bfloat16, enabled=half):
-            fg = self.upsampler(feat)
+            fg = (up if up is not None else self.upsampler)(feat)
         fg = fg.float()
         acc_up = acc if f == 1 else F.interpolate(acc, scale_factor=f, mode="bilinear", align_corners=False)
         bg = bg.to(fg.dtype)
