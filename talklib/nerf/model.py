@@ -228,9 +228,10 @@ class TalkingNeRF(nn.Module):
         at least ``WINDOW_MIN_RAYS`` rays and 0 below (on an H200 at 512^2 through H_u: at 8 frames per
         call the window pays, 783.7 vs 555.1 FPS; at one frame it did not, 185.6 vs 292.4 and 220.6 vs
         228.6 FPS in two runs; benchmarks/RESULTS.md).
-        fused: draw the fast path with the one-kernel renderer (``talklib.nerf.march_triton``: ray
-        marching, field and Eq. (5) fused, early termination at T <= 1e-4); None uses it whenever it
-        can (``can_fuse``: CUDA with Triton, no gradient, no depth, a model it supports).
+        fused: draw the fast path with the fused renderer (``talklib.nerf.march_triton``: ray
+        marching, field and Eq. (5) in two Triton kernels, fp16 products whatever ``half`` says, a ray
+        stops at T <= 1e-4); None uses it whenever it can (``can_fuse``: CUDA with Triton, no
+        gradient, no depth, no perturbation, a model it supports).
         Returns {"rgb": (B, H, W, 3), "acc": (B, h, w)} with h = H / upsample, and with ``depth``
         "depth": (B, h, w), the expected ray distance sum_i w_i t_i (as far as the opacity reaches).
         """
@@ -245,6 +246,8 @@ class TalkingNeRF(nn.Module):
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
         if fused is None:
             fused = mode == "fast" and self.can_fuse(o.device) and not depth and not perturb
+        elif fused and (mode != "fast" or depth or perturb):
+            raise ValueError("fused=True draws the fast path only, without depth or perturbation")
         if fused:   # the one-kernel renderer: march + field + Eq. (5) (talklib.nerf.march_triton)
             from talklib.nerf.march_triton import march
 
