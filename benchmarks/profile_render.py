@@ -133,7 +133,7 @@ def main() -> int:
             res["psnr_fused_vs_reference"] = psnr(fus, ref)
             res["max_abs_fused_vs_reference"] = float((fus - ref).abs().max())
             print(f"fused vs reference: {res['psnr_fused_vs_reference']:.1f} dB, max {res['max_abs_fused_vs_reference']:.4f}")
-        if True in fuse:   # the one-kernel renderer alone, by rays per program and warps (8 frames)
+        if True in fuse:   # the fused renderer alone, by rays per program and warps (8 frames)
             from talklib.nerf.march_triton import march
             from talklib.nerf.rays import camera_rays
 

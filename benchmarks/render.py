@@ -1,5 +1,5 @@
 """Benchmark of the conditional NeRF on one GPU: fit time, held-out / novel-view quality, and
-rendering speed of the reference path against the fast path at 512 x 512: on CUDA the one-kernel
+rendering speed of the reference path against the fast path at 512 x 512: on CUDA the fused
 renderer (``talklib.nerf.march_triton``: marching, field and compositing fused), with and without
 H_u through torch.compile, and the PyTorch fast path (occupancy skipping, bf16 field, Triton
 compositing) it replaces.

@@ -1,4 +1,4 @@
-"""The one-kernel renderer (talklib.nerf.march_triton) against the reference renderer, on the GPU;
+"""The fused Triton renderer (talklib.nerf.march_triton) against the reference renderer, on the GPU;
 on a CPU, that render never picks it."""
 
 import dataclasses

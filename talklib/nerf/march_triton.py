@@ -21,7 +21,7 @@ The condition code enters each network's first layer linearly, so that part is o
 (``pack_field``), computed once per call instead of once per sample. Forward only: training keeps the
 differentiable PyTorch path. Set ``TRITON_INTERPRET=1`` to run the kernels on a CPU (slowly).
 On an H200 this renders the full speaker at 512^2 in 0.35 ms a frame at 8 frames per call against
-5.2 ms for the reference (benchmarks/RESULTS.md, "The one-kernel renderer").
+5.2 ms for the reference (benchmarks/RESULTS.md, "The fused Triton renderer").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ canonical head box, field evaluated only where the occupancy grid says so (fast 
 
     I = H_u(F) + (1 - up(A)) * background
 
-On a CUDA GPU the fast mode's per-ray work is one Triton kernel (``talklib.nerf.march_triton``); on
+On a CUDA GPU the fast mode's per-ray work is two Triton kernels (``talklib.nerf.march_triton``); on
 a CPU, and while training, it is the PyTorch code of ``render_rays``.
 
 Everything the model needs to be rebuilt is in ``config`` (a JSON-able dict), saved with checkpoints.
@@ -142,7 +142,7 @@ class TalkingNeRF(nn.Module):
         object.__setattr__(self, "_upsampler_compiled", torch.compile(self.upsampler, dynamic=False))
 
     def can_fuse(self, device: torch.device) -> bool:
-        """True when ``render`` can use the one-kernel renderer here: CUDA with Triton, no gradient
+        """True when ``render`` can use the fused renderer here: CUDA with Triton, no gradient
         wanted, and a model ``march_triton.unsupported`` accepts."""
         if torch.is_grad_enabled() or not triton_available(device):
             return False
@@ -248,7 +248,7 @@ class TalkingNeRF(nn.Module):
             fused = mode == "fast" and self.can_fuse(o.device) and not depth and not perturb
         elif fused and (mode != "fast" or depth or perturb):
             raise ValueError("fused=True draws the fast path only, without depth or perturbation")
-        if fused:   # the one-kernel renderer: march + field + Eq. (5) (talklib.nerf.march_triton)
+        if fused:   # the fused renderer: march + field + Eq. (5) (talklib.nerf.march_triton)
             from talklib.nerf.march_triton import march
 
             feat, acc = march(self, o, d, codes, h * w)
