@@ -23,20 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.profile_step import BASE_FIELD, BASE_MODEL  # noqa: E402
+from benchmarks.render import timed  # noqa: E402
 from talklib.nerf.model import default_window  # noqa: E402
 from talklib.nerf.train import fit, load_checkpoint, model_for_scene, model_from_checkpoint, save_checkpoint  # noqa: E402
-
-
-def timed(fn, reps: int, dev) -> float:
-    fn()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return (time.perf_counter() - t) / reps
 
 
 def render_inputs(args, dev):
