@@ -213,8 +213,7 @@ def _march_kernel(o_ptr, d_ptr, order_ptr, next_ptr, bits_ptr, tn_ptr, step_ptr,
     rays = tl.zeros((BLOCK,), dtype=tl.int32)
     ox, oy, oz, dx, dy, dz, tn, step, T = zero, zero, zero, zero, zero, zero, zero, zero, zero
     bits = tl.zeros((BLOCK,), dtype=tl.int64)
-    hcol = tl.arange(0, HID)
-    hrow = tl.arange(0, HID)
+    hid = tl.arange(0, HID)
     rcol = tl.arange(0, RAW_PAD)
     accf = tl.zeros((BLOCK, RAW_PAD), dtype=tl.float32)
     alive = rays != 0     # a ray in hand, still marching
@@ -260,12 +259,12 @@ def _march_kernel(o_ptr, d_ptr, order_ptr, next_ptr, bits_ptr, tn_ptr, step_ptr,
             pe = tl.where(pc_[None, :] < 3, xs,
                           tl.where(q[None, :] < PE_FREQS, tl.sin(arg), tl.cos(arg)))
             pe = tl.where(pc_[None, :] < 3 + 6 * PE_FREQS, pe, 0.0)
-            h = tl.dot(pe.to(DT), tl.load(dw1_ptr + pc_[:, None] * HID + hcol[None, :]))
-            h = _silu(h + tl.load(fbias_ptr + frame[:, None] * 3 * HID + hcol[None, :]))
-            h = tl.dot(h.to(DT), tl.load(dw2_ptr + hrow[:, None] * HID + hcol[None, :]))
-            h = _silu(h + tl.load(db2_ptr + hcol)[None, :])
+            h = tl.dot(pe.to(DT), tl.load(dw1_ptr + pc_[:, None] * HID + hid[None, :]))
+            h = _silu(h + tl.load(fbias_ptr + frame[:, None] * 3 * HID + hid[None, :]))
+            h = tl.dot(h.to(DT), tl.load(dw2_ptr + hid[:, None] * HID + hid[None, :]))
+            h = _silu(h + tl.load(db2_ptr + hid)[None, :])
             c16 = tl.arange(0, 16)
-            off = tl.dot(h.to(DT), tl.load(dw3_ptr + hrow[:, None] * 16 + c16[None, :]))
+            off = tl.dot(h.to(DT), tl.load(dw3_ptr + hid[:, None] * 16 + c16[None, :]))
             off = off + tl.load(db3_ptr + c16)[None, :]
             # tanh(v) = 2 sigmoid(2v) - 1
             xx = ux + deform_scale * (2.0 / (1.0 + tl.exp(-2.0 * _col(off, c16, 0))) - 1.0)
@@ -280,7 +279,7 @@ def _march_kernel(o_ptr, d_ptr, order_ptr, next_ptr, bits_ptr, tn_ptr, step_ptr,
         pa = tl.where(plane[None, :] == 1, xy[:, None], xx[:, None])          # planes xy, yz, xz
         pb = tl.where(plane[None, :] == 0, xy[:, None], xz[:, None])
         pm = (plane[None, :] < 3) & alive[:, None]
-        h = tl.load(fbias_ptr + frame[:, None] * 3 * HID + HID + hcol[None, :])
+        h = tl.load(fbias_ptr + frame[:, None] * 3 * HID + HID + hid[None, :])
         for lv in tl.static_range(LEVELS):
             r = tl.load(pres_ptr + lv)
             base = tl.load(poff_ptr + lv)
@@ -300,19 +299,19 @@ def _march_kernel(o_ptr, d_ptr, order_ptr, next_ptr, bits_ptr, tn_ptr, step_ptr,
             f10 = tl.load(planes_ptr + pl + (y1i * r + x0i).to(tl.int64) * PC, mask=pm, other=0.0).to(tl.float32)
             f11 = tl.load(planes_ptr + pl + (y1i * r + x1i).to(tl.int64) * PC, mask=pm, other=0.0).to(tl.float32)
             feat = (f00 * (1.0 - wx) + f01 * wx) * (1.0 - wy) + (f10 * (1.0 - wx) + f11 * wx) * wy
-            w1 = tl.load(gw1_ptr + lv * PCOL * HID + pcs[:, None] * HID + hcol[None, :])
+            w1 = tl.load(gw1_ptr + lv * PCOL * HID + pcs[:, None] * HID + hid[None, :])
             h += tl.dot(feat.to(DT), w1)
         h = _silu(h)
-        h = tl.dot(h.to(DT), tl.load(gw2_ptr + hrow[:, None] * HID + hcol[None, :]))
-        h = _silu(h + tl.load(gb2_ptr + hcol)[None, :])
+        h = tl.dot(h.to(DT), tl.load(gw2_ptr + hid[:, None] * HID + hid[None, :]))
+        h = _silu(h + tl.load(gb2_ptr + hid)[None, :])
         gcol = tl.arange(0, GEO_PAD)
-        g = tl.dot(h.to(DT), tl.load(gw3_ptr + hrow[:, None] * GEO_PAD + gcol[None, :]))
+        g = tl.dot(h.to(DT), tl.load(gw3_ptr + hid[:, None] * GEO_PAD + gcol[None, :]))
         g = g + tl.load(gb3_ptr + gcol)[None, :]
         sigma = tl.exp(tl.minimum(_col(g, gcol, 0), 12.0))
         # colour head (no view direction): [geo, code] -> raw
-        c = tl.dot(g.to(DT), tl.load(cw1_ptr + gcol[:, None] * HID + hcol[None, :]))
-        c = _silu(c + tl.load(fbias_ptr + frame[:, None] * 3 * HID + 2 * HID + hcol[None, :]))
-        raw = tl.dot(c.to(DT), tl.load(cw2_ptr + hrow[:, None] * RAW_PAD + rcol[None, :]))
+        c = tl.dot(g.to(DT), tl.load(cw1_ptr + gcol[:, None] * HID + hid[None, :]))
+        c = _silu(c + tl.load(fbias_ptr + frame[:, None] * 3 * HID + 2 * HID + hid[None, :]))
+        raw = tl.dot(c.to(DT), tl.load(cw2_ptr + hid[:, None] * RAW_PAD + rcol[None, :]))
         raw = raw + tl.load(cb2_ptr + rcol)[None, :]
         rgb = 1.0 / (1.0 + tl.exp(-raw))
         if ILLU:
@@ -373,7 +372,7 @@ def march(model, rays_o: Tensor, rays_d: Tensor, codes: Tensor, rays_per_frame: 
     tn, step = torch.empty(R, device=dev), torch.empty(R, device=dev)
     count = torch.empty(R, device=dev, dtype=torch.int32)
     _occupancy_kernel[(triton.cdiv(R, 128),)](
-        o, d, model.occupancy.occupied.reshape(-1).to(torch.uint8), bits, tn, step, count,
+        o, d, model.occupancy.occupied.reshape(-1).view(torch.uint8), bits, tn, step, count,
         R, c[0], c[1], c[2], radius, float(model.cfg.near), float(model.cfg.far),
         S=model.cfg.n_samples, OCC_RES=model.occupancy.res, BLOCK=128, num_warps=4)
     order = torch.argsort(count, descending=True).to(torch.int32)
