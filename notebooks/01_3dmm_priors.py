@@ -63,8 +63,13 @@ assert nb01_detect_size >= 256, "the detection check is specified at 256 px and 
 # %% [markdown]
 # ## 1.1 The morphable head — NeRF-3DTalker Eq. (1), DFA-NeRF Eq. (1)
 # NeRF-3DTalker describes a head by five codes, $I : (f_{id}, f_{exp\text{-}aud}, f_{exp\text{-}style}, f_{alb}, f_{illu})$,
-# with identity 100, expression 79 (split into a speech part and a style part), albedo 100 and
-# illumination 27 = 9 spherical-harmonic coefficients × RGB. DFA-NeRF writes the shape part as
+# with identity 100, two expression vectors of 79 each ($f_{exp\text{-}aud}$ from the speech movements and
+# $f_{exp\text{-}style}$ from the speaking style), albedo 100 and illumination 27 = 9 spherical-harmonic
+# coefficients × RGB. talklib's head has **one** 79-d expression vector $f_{exp}$: its first 12
+# components are named, anatomically placed deformations (8 that speech drives — jaw, lips — plus blinks and
+# brows), the other 67 are small unnamed deformations the synthetic speaker moves as slow noise (its
+# "style"). NeRF-3DTalker's split of the expression into a speech part and a style part is learned from audio
+# (its Section II.B, a later notebook); here both would be views of the same $f_{exp}$. DFA-NeRF writes the shape part as
 #
 # $$\mathbf S = \bar{\mathbf S} + \mathbf B_{id}\mathbf F_{id} + \mathbf B_{exp}\mathbf F_{exp}.$$
 #
@@ -83,9 +88,36 @@ model = MorphableModel.from_asset()
 t = model.tensors(dev)
 print(f"vertices {model.n_vertices}, faces {len(model.faces)}; id {model.id_basis.shape[0]}, "
       f"exp {model.exp_basis.shape[0]}, alb {model.alb_basis.shape[0]}, illu {len(default_illumination())}")
-assert (model.id_basis.shape[0], model.exp_basis.shape[0], model.alb_basis.shape[0]) == (100, 79, 100)
 print("named expression components:", ", ".join(EXP_NAMES))
 print("action units:", ", ".join(f"{a} ({AU_MEANING[a]})" for a in AU_NAMES))
+
+# %% [markdown]
+# Each named component must move the part of the face its name says, and the unnamed ones must stay
+# small. For every named component we find the vertex it moves most and check where it lies.
+
+# %%
+from talklib.face3d import topology as topo
+
+disp = np.linalg.norm(model.exp_basis, axis=-1)                        # (79, V) displacement per vertex
+mouth_c = model.mean[list(topo.MOUTH_LOOP)].mean(0)
+eye_c = {"left": model.mean[list(topo.LEFT_EYE_LOOP)].mean(0), "right": model.mean[list(topo.RIGHT_EYE_LOOP)].mean(0)}
+eye_y = (eye_c["left"][1] + eye_c["right"][1]) / 2
+peak = {n: model.mean[disp[i].argmax()] for i, n in enumerate(EXP_NAMES)}
+for n in EXP_NAMES:
+    p = peak[n]
+    if n.startswith("blink"):
+        side, other = n.split("_")[1], "right" if n.endswith("left") else "left"
+        assert np.linalg.norm(p - eye_c[side]) < 0.015 < np.linalg.norm(p - eye_c[other]), n
+    elif n.startswith("brow"):
+        assert p[1] > eye_y + 0.005, n                                 # above the eyes
+    elif n == "jaw_open":
+        assert p[1] < mouth_c[1] - 0.02, n                             # the jaw and chin, below the mouth
+    else:
+        assert np.linalg.norm(p - mouth_c) < 0.04 and p[1] < eye_y - 0.03, n   # around the mouth
+named_peak, style_peak = disp[: len(EXP_NAMES)].max(1), disp[len(EXP_NAMES):].max(1)
+print(f"peak displacement: named {named_peak.min() * 1000:.1f}-{named_peak.max() * 1000:.1f} mm, "
+      f"unnamed {style_peak.min() * 1000:.1f}-{style_peak.max() * 1000:.1f} mm")
+assert style_peak.max() < named_peak.min()
 
 # %%
 uvpix = (model.uv * (np.array(model.texture.shape[:2])[::-1] - 1)).round().astype(int)

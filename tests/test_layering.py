@@ -9,7 +9,7 @@ LAYERS = [
     {"data"},
     {"face3d", "audio"},
     {"speaker"},
-    {"nerf", "sync", "codebook", "motion"},
+    {"nerf", "sync"},
     {"metrics"},
     {"pipeline", "book", "cli", "__main__"},
 ]
@@ -40,3 +40,18 @@ def test_imports_flow_down_the_layers():
                 if parts[0] == "talklib" and len(parts) > 1 and layer_of(parts[1]) > mine:
                     bad.append(f"{'/'.join(rel)}.py imports {name}")
     assert not bad, "imports that flow back up: " + "; ".join(bad)
+
+
+def test_layers_name_only_what_exists():
+    exists = {f.stem for f in PKG.glob("*.py")} | {d.name for d in PKG.iterdir() if (d / "__init__.py").is_file()}
+    missing = sorted(set().union(*LAYERS) - exists)
+    assert not missing, f"tests/test_layering.py lists talklib parts that do not exist: {', '.join(missing)}"
+
+
+def test_package_docstring_names_only_what_exists():
+    import talklib
+
+    flow = talklib.__doc__.split("order imports flow")[1]
+    named = {w.strip(" .,:()\n") for w in flow.replace("->", ",").split(",")} - {""}
+    named = {n.split()[-1] for n in named}
+    assert named <= set().union(*LAYERS), f"talklib/__init__.py names parts no layer has: {named - set().union(*LAYERS)}"

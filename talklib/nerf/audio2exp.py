@@ -5,7 +5,8 @@ speaker gives us the ground-truth expression of every frame, so the NeRF learns 
 clean, low-dimensional condition (NeRF-3DTalker Eq. (4): f_exp-aud, plus the constant f_id, f_alb,
 f_illu), and the audio-to-motion mapping is learned separately on *all* speech clips of the corpus
 (many voices and texts, no rendering needed) instead of only the few minutes of one rendered video.
-The field can still take audio windows directly (``cond_parts={"audio": 16 * 80}``).
+Feeding audio windows to the field directly (AD-NeRF, Disentangled-audio NeRF Eq. (7)) is not
+possible yet: ``talklib.nerf.scene.from_clip`` packs only 3DMM parts into the condition.
 
 Input: mel windows (N, 16, 80) (``talklib.audio.features``: 16 steps of the 50 Hz stream centred
 on each video frame). Output: (N, out_dim) coefficients, smoothed over time at inference.

@@ -1,7 +1,10 @@
 """The conditional field F(x, d, condition) -> (z, sigma).
 
-One module covers the papers' variants by what goes into the condition vector:
-- AD-NeRF / Disentangled-audio NeRF Eq. (7): F(a_c, a_r, a_p, d, x) -> (c, sigma), audio codes;
+The field takes any condition vector; what talklib feeds it today is 3DMM parts only
+(``talklib.nerf.scene.from_clip`` builds ``f_exp`` and ``f_illu`` and refuses anything else). The papers'
+variants differ by what goes into that vector:
+- AD-NeRF / Disentangled-audio NeRF Eq. (7): F(a_c, a_r, a_p, d, x) -> (c, sigma), audio codes
+  (not built yet: no dataset path packs audio features into the condition; the next issue adds it);
 - NeRF-3DTalker Eq. (4): F(l, P, f_id, f_exp-aud, f_exp-style, f_alb, f_illu) -> (z, sigma), 3DMM
   codes and a feature z instead of a colour;
 - DFA-NeRF Eq. (10): F(f, d, x) -> (c, sigma), head pose entering as the view direction d after the
@@ -25,18 +28,6 @@ from talklib.face3d.model import sh_basis
 from talklib.nerf.encoding import TriPlaneGrid, positional_dim, positional_encoding
 
 
-#: condition parts the papers use, with their usual sizes (3DMM sizes of the synthetic speaker).
-KNOWN_CONDITIONS = {
-    "audio": "audio-feature window, flattened (AD-NeRF: 16 x 29 DeepSpeech)",
-    "f_id": "3DMM identity (100)",
-    "f_exp_aud": "expression from speech movements (NeRF-3DTalker)",
-    "f_exp_style": "expression from speaking style (NeRF-3DTalker)",
-    "f_exp": "full 3DMM expression (79)",
-    "f_alb": "3DMM albedo (100)",
-    "f_illu": "spherical-harmonics illumination (27)",
-    "pose": "head pose as 6 numbers (rotation vector, translation)",
-    "eye": "eye-blink control (AD-NeRF / DFA-NeRF)",
-}
 
 
 @dataclass
