@@ -2,8 +2,8 @@
 
 Every size a notebook uses comes from here: the notebook's ``parameters`` cell lists the names it
 reads (with the ``small`` value as its default), and ``python -m talklib reproduce`` fills them from a
-preset plus the user's overrides. ``validate`` refuses unknown names and wrong types *before* anything
-runs, because papermill alone only warns.
+preset plus the user's overrides. ``validate`` refuses unknown names, wrong types and values outside
+a parameter's range or form (``RULES``) *before* anything runs, because papermill alone only warns.
 
 Two presets:
 
@@ -16,6 +16,8 @@ This module imports nothing heavy (no torch) so that the command line can valida
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,7 @@ PARAMS: list[Param] = [
     Param("preset", str, "small", "full", "the preset these values come from (small or full)"),
     Param("seed", int, 0, 0, "seed for every random number generator"),
     Param("device", str, "auto", "auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:N"),
+    Param("resume", bool, False, False, "keep an interrupted run's checkpoints and continue from them (reproduce --resume sets it)"),
     # --- 01 synthetic speaker and 3DMM priors (issue 3) ------------------------------------------
     Param("synth_size", int, 128, 512, "frame size of the synthetic speaker's videos, pixels (square)"),
     Param("synth_train_seconds", float, 8.0, 180.0, "seconds of speech in each identity's training clip"),
@@ -120,6 +123,162 @@ PARAMS: list[Param] = [
 _BY_NAME = {p.name: p for p in PARAMS}
 
 
+# --- the valid values of each parameter ------------------------------------------------------------
+# Types alone let ``nerf_steps=-5`` or ``nerf_size=100000`` through to fail deep inside a notebook, so
+# every parameter also has a rule: a range, a set of choices, or a form (a comma-separated list). The
+# ranges are what the code can run, generously (not what gives good results). ``check_together``
+# holds the rules that tie two parameters.
+
+class Rule:
+    """The valid values of one parameter; ``form`` says them in words, for the one-line error."""
+
+    form = "any value"
+
+    def ok(self, value: Any) -> bool:
+        return True
+
+
+class Flag(Rule):
+    form = "true or false"
+
+    def ok(self, value):
+        return isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Range(Rule):
+    lo: float
+    hi: float
+
+    @property
+    def form(self) -> str:
+        return f"a number from {self.lo:g} to {self.hi:g}"
+
+    def ok(self, value):
+        return not isinstance(value, bool) and math.isfinite(value) and self.lo <= value <= self.hi
+
+
+@dataclass(frozen=True)
+class IntRange(Range):
+    @property
+    def form(self) -> str:
+        return f"a whole number from {int(self.lo)} to {int(self.hi)}"
+
+
+@dataclass(frozen=True)
+class OneOf(Rule):
+    choices: tuple
+
+    @property
+    def form(self) -> str:
+        return "one of " + ", ".join(str(c) for c in self.choices)
+
+    def ok(self, value):
+        return value in self.choices
+
+
+@dataclass(frozen=True)
+class ListOf(Rule):
+    """A comma-separated list of ``least``..``most`` items, each valid by ``item`` (text, or ints)."""
+
+    item: Rule
+    least: int = 1
+    most: int = 16
+    ints: bool = False
+
+    @property
+    def form(self) -> str:
+        what = "whole numbers" if self.ints else "names"
+        return f"{self.least} to {self.most} comma-separated {what}, each {self.item.form}"
+
+    def ok(self, value):
+        parts = [x.strip() for x in value.split(",")]
+        if not self.least <= len(parts) <= self.most or not all(parts):
+            return False
+        if self.ints:
+            if not all(re.fullmatch(r"[+-]?\d+", x) for x in parts):
+                return False
+            parts = [int(x) for x in parts]
+        return all(self.item.ok(x) for x in parts)
+
+
+class Path_(Rule):
+    form = "a folder path (not empty, no line breaks)"
+
+    def ok(self, value):
+        return bool(value.strip()) and not any(c in value for c in "\n\r\0")
+
+
+class Device(Rule):
+    form = "auto, cpu, cuda or cuda:N"
+
+    def ok(self, value):
+        return re.fullmatch(r"auto|cpu|cuda|cuda:\d+", value) is not None
+
+
+# the synthetic speaker's held-out cameras (talklib.speaker.clip.VIEW_ANGLES, a test keeps them equal)
+VIEW_NAMES = ("front", "yaw_m30", "yaw_p30", "yaw_m20", "yaw_p20", "yaw_m15", "yaw_p15", "pitch_p15", "pitch_m15")
+_STEPS = IntRange(1, 10_000_000)
+_WIDTH = IntRange(1, 4096)
+_LR = Range(1e-8, 1.0)
+
+RULES: dict[str, Rule] = {
+    "run_dir": Path_(), "data_dir": Path_(), "preset": OneOf(PRESETS), "seed": IntRange(0, 2**31 - 1),
+    "device": Device(), "resume": Flag(),
+    "synth_size": IntRange(64, 2048), "synth_train_seconds": Range(1.0, 3600.0),
+    "synth_test_seconds": Range(1.0, 600.0), "synth_identities": IntRange(1, 64),
+    "synth_test_identities": IntRange(0, 64), "synth_speech_clips": IntRange(0, 10_000),
+    "synth_views": ListOf(OneOf(VIEW_NAMES), 1, len(VIEW_NAMES)), "synth_lighting_drift": Flag(),
+    "nb01_detect_frames": IntRange(1, 10_000), "nb01_detect_size": IntRange(256, 2048),
+    "nb01_fit_frames": IntRange(1, 100_000),
+    "audio_test_every": IntRange(2, 1000), "audio_f0_min": Range(20.0, 1000.0), "audio_f0_max": Range(40.0, 2000.0),
+    "audio_ss_steps": _STEPS, "audio_ss_batch": IntRange(1, 4096), "audio_ss_crop": IntRange(16, 8192),
+    "audio_ss_conv_content": _WIDTH, "audio_ss_conv_pitch": _WIDTH, "audio_ss_conv_rhythm": _WIDTH,
+    "audio_ss_dec_dim": _WIDTH, "audio_ss_dec_layers": IntRange(1, 16), "audio_ss_lr": _LR,
+    "audio_rec_steps": _STEPS, "audio_rec_hidden": _WIDTH, "audio_sync_steps": _STEPS,
+    "audio_sync_dim": _WIDTH, "audio_sync_max_shift": IntRange(1, 100),
+    "nerf_size": IntRange(16, 2048), "nerf_steps": _STEPS, "nerf_frames_per_step": IntRange(1, 256),
+    "nerf_fit_seconds": Range(1.0, 1e7), "nerf_lr": _LR, "nerf_samples": IntRange(2, 1024),
+    "nerf_upsample": OneOf((1, 2, 4, 8, 16)), "nerf_feat_dim": IntRange(3, 256), "nerf_hidden": _WIDTH,
+    "nerf_cond_code": IntRange(1, 1024), "nerf_deform": Flag(),
+    "nerf_plane_res": ListOf(IntRange(2, 2048), 1, 8, ints=True), "nerf_occ_res": IntRange(4, 512),
+    "nerf_a2e_steps": _STEPS, "nerf_video_frames": IntRange(1, 1_000_000), "nerf_exp_dims": IntRange(1, 79),
+    "nerf_illu": Flag(), "nerf_mask_weight": Range(0.0, 1000.0), "nerf_depth_weight": Range(0.0, 1000.0),
+    "nerf_view_dir": Flag(), "nerf_box_scale": Range(0.5, 10.0),
+    "sync_steps": _STEPS, "sync_batch": IntRange(2, 4096), "sync_lr": _LR,
+    "sync_loss": OneOf(("cosine", "triplet", "both")), "sync_width": IntRange(1, 1024), "sync_dim": _WIDTH,
+    "sync_speech_clips": IntRange(-1, 100_000), "sync_test_every": IntRange(0, 1000),
+    "sync_threads": IntRange(0, 1024), "sync_eval_shifts": ListOf(IntRange(1, 100), 1, 32, ints=True),
+    "sync_eval_min_seconds": Range(0.0, 3600.0), "eval_cpbd_every": IntRange(1, 10_000),
+}
+
+
+def rule(name: str) -> Rule:
+    """The rule parameter ``name``'s values must satisfy."""
+    _param(name)
+    return RULES.get(name, Rule())
+
+
+def check_together(values: dict[str, Any]) -> None:
+    """The rules between parameters, on a whole set of values (a preset with its overrides)."""
+    def has(*names):
+        return all(n in values for n in names)
+
+    if has("audio_f0_min", "audio_f0_max") and values["audio_f0_min"] >= values["audio_f0_max"]:
+        raise ConfigError(f"audio_f0_min ({values['audio_f0_min']:g}) must be below audio_f0_max "
+                          f"({values['audio_f0_max']:g})")
+    if has("nerf_size", "nerf_upsample") and values["nerf_size"] % values["nerf_upsample"]:
+        raise ConfigError(f"nerf_size ({values['nerf_size']}) must be a multiple of nerf_upsample "
+                          f"({values['nerf_upsample']}): the field renders at nerf_size / nerf_upsample")
+
+
+def _check_rule(name: str, value: Any) -> Any:
+    r = rule(name)
+    if not r.ok(value):
+        raise ConfigError(f"parameter {name} must be {r.form}, not {value!r} ({_BY_NAME[name].help})")
+    return value
+
+
 def names() -> list[str]:
     """All parameter names, in schema order."""
     return [p.name for p in PARAMS]
@@ -143,15 +302,17 @@ def parse_value(name: str, text: str) -> Any:
             return False
         raise ConfigError(f"parameter {name} takes true or false, not {text!r}")
     try:
-        return param.type(text)
+        value = param.type(text)
     except ValueError:
         raise ConfigError(
             f"parameter {name} takes a {param.type.__name__}, not {text!r} ({param.help})"
         ) from None
+    return _check_rule(name, value)
 
 
 def validate(params: dict[str, Any]) -> dict[str, Any]:
-    """Check names and types of ``params``; return them with ints widened to floats where needed."""
+    """Check names, types and ranges (``RULES``) of ``params``; return them with ints widened to floats
+    where needed."""
     out = {}
     for name, value in params.items():
         param = _param(name)
@@ -162,7 +323,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
                 f"parameter {name} takes a {param.type.__name__}, not {type(value).__name__} "
                 f"{value!r} ({param.help})"
             )
-        out[name] = value
+        out[name] = _check_rule(name, value)
     return out
 
 
