@@ -29,6 +29,7 @@ data_dir = "data/synthetic/small"
 preset = "small"
 seed = 0
 device = "auto"
+resume = False
 nerf_size = 64
 nerf_steps = 1200
 nerf_frames_per_step = 1
@@ -185,8 +186,11 @@ model = model_for_scene(scene, n_samples=nerf_samples, upsample=nerf_upsample, o
                                    feat_dim=nerf_feat_dim, cond_code=nerf_cond_code,
                                    deform=nerf_deform, view_dir=nerf_view_dir)).to(dev)
 ckpt_dir = Path(run_dir) / "checkpoints" / "nerf03"
-if (ckpt_dir / "nerf.pt").exists():
-    (ckpt_dir / "nerf.pt").unlink()  # a notebook run starts fresh (the metrics must be reproducible)
+if (ckpt_dir / "nerf.pt").exists() and not resume:
+    (ckpt_dir / "nerf.pt").unlink()  # a fresh run starts fresh (the metrics must be reproducible)
+elif (ckpt_dir / "nerf.pt").exists():  # `reproduce --resume`: fit continues from the interrupted run's checkpoint
+    from talklib.nerf.train import load_checkpoint
+    print(f"resuming from the checkpoint at step {load_checkpoint(ckpt_dir)['step']}")
 t0 = time.perf_counter()
 history = fit(model, scene, steps=nerf_steps, lr=nerf_lr, frames_per_step=nerf_frames_per_step, occ_every=50, mask_weight=nerf_mask_weight,
               depth_weight=nerf_depth_weight,

@@ -2,7 +2,7 @@
 
 Each command lives in the module that owns its concept and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` and argument errors are
-fast. A ``UserError`` becomes one line on stderr and exit status 2.
+fast. A ``UserError`` becomes one line on stderr and exit status 2; Ctrl-C one line and status 130.
 """
 
 from __future__ import annotations
@@ -46,6 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:   # a command may say what was kept and how to go on (pipeline.RunInterrupted)
+        print(f"error: interrupted{' ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

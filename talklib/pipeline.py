@@ -2,15 +2,27 @@
 
 Each ``notebooks/NN_name.py`` (jupytext percent format, with a ``parameters`` cell) is converted to a
 notebook and executed by papermill, in order, with a preset's parameters plus the user's overrides.
-Everything is validated before the first notebook starts. Outputs go to the run folder (see
-``talklib.outputs``); ``report.md`` and ``report.html`` gather every notebook's metrics, key figures
-and videos. The report says ``running`` while the run goes on and ``FAILED`` when a notebook fails,
-so a report never looks complete when it is not.
+Everything is validated before the first notebook starts (names, types and ranges of the parameters,
+the run folder). Outputs go to the run folder (see ``talklib.outputs``); ``report.md`` and
+``report.html`` gather every notebook's metrics, key figures and videos, ``run.json`` the state of the
+run and of each notebook. The report says ``running`` while the run goes on, ``FAILED`` when a notebook
+fails and ``interrupted`` after Ctrl-C, so a report never looks complete when it is not.
+
+Interrupts: a run holds a lock on its folder (an ``flock``, which the system drops when the process
+dies; the notebook's kernel holds it too), so two runs never share a folder. A run that finds
+``run.json`` still ``running`` but the lock free knows its predecessor was killed (``kill -9``, power
+loss): it says so and marks it ``interrupted``. ``--resume`` continues a run from its first unfinished
+notebook, with the same preset and overrides, and passes ``resume=True`` to the notebooks so that a
+trainer continues from its checkpoint. Each executed notebook is written under a temporary name
+(``.NAME.ipynb.tmp-PID-run.ipynb``) and renamed when it ends; temporaries left in the run folder by a
+killed process are removed when the next run starts. The kernel's own stderr goes to
+``logs/NAME.log`` (removed when empty), so that a Ctrl-C does not print its shutdown noise.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import json
 import os
@@ -32,7 +44,14 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 KERNEL = "talklib"
 # Parameters the command line sets itself; -p/-f may not set them.
-RESERVED = {"preset": "--preset", "run_dir": "--out"}
+RESERVED = {"preset": "--preset", "run_dir": "--out", "resume": "--resume"}
+# A temporary of a process that may have died: ``.NAME.tmp-PID...``, ``.NAME.building-PID``, ``.NAME.old-PID``
+# (talklib.outputs), or the older ``.NAME.XXXXXXXX.tmp`` of tempfile.mkstemp.
+_TEMP = re.compile(r"^\..+\.(?:(?:tmp|building|old)-(?P<pid>\d+)(?:-.*)?|[A-Za-z0-9_]{8}\.tmp)$")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, after ``run.json`` was marked ``interrupted``; its message says how to go on."""
 
 
 @dataclass
@@ -46,7 +65,7 @@ class Notebook:
 @dataclass
 class Step:
     notebook: Notebook
-    status: str = "pending"  # pending, running, ok, failed, not run
+    status: str = "pending"  # pending, running, ok, failed, interrupted, not run
     seconds: float | None = None
     error: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -125,13 +144,16 @@ def select(notebooks: list[Notebook], only: list[str] | None) -> list[Notebook]:
     return [nb for nb in notebooks if nb.name in chosen]
 
 
-def plan(preset: str, out: Path, overrides: dict[str, Any], notebooks: list[Notebook]) -> list[Step]:
+def plan(preset: str, out: Path, overrides: dict[str, Any], notebooks: list[Notebook],
+         resume: bool = False) -> list[Step]:
     """Each notebook with the parameters it will get: its own names, from the preset and overrides."""
     values = config.preset(preset)
     values.update(overrides)
     values["preset"] = preset
     values["run_dir"] = str(out)
+    values["resume"] = bool(resume)
     values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
+    config.check_together(values)
     steps = []
     for nb in notebooks:
         unknown = sorted(set(nb.defaults) - set(config.names()))
@@ -154,10 +176,41 @@ def to_ipynb(src: Path, dst: Path) -> Path:
     return dst
 
 
-def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
+def _kernel_manager(launch: dict[str, Any], started: list):
+    """A kernel manager class for nbclient that adds ``launch`` (Popen arguments: stderr, pass_fds) when it
+    starts the kernel, and appends itself to ``started`` (so the kernel can be stopped for sure)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _Manager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            started.append(self)
+            return await super().start_kernel(**{**kw, **launch})
+
+    return _Manager
+
+
+def _stop_kernels(managers: list) -> None:
+    """Kill what is left of the kernels (and their children) ``managers`` started; nbclient stops them
+    itself, except when Ctrl-C cut its shutdown short."""
+    import signal
+
+    for km in managers:
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if pid and _pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)   # the kernel leads its own session (jupyter_client)
+            except OSError:
+                pass
+
+
+def execute(step: Step, out: Path, prepare_to: Path | None = None, lock_fd: int | None = None) -> None:
     """Run one notebook with papermill into ``out/notebooks``; on failure say which cell and why.
 
     With ``prepare_to`` the notebook is only parameterised (not run) and written there (for nbval).
+    The executed notebook is written to a temporary name and renamed when it ends (done, failed or
+    interrupted). ``lock_fd`` (the run folder's lock) is passed on to the kernel, so the folder stays
+    locked until the kernel is gone. Ctrl-C (KeyboardInterrupt) propagates, with the step marked
+    ``interrupted``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -165,22 +218,37 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
     nb = step.notebook
     src = to_ipynb(nb.path, out / "notebooks" / ".src" / f"{nb.name}.ipynb")
     dst = (prepare_to or out / "notebooks") / f"{nb.name}.ipynb"
+    kw: dict[str, Any] = {}
+    tmp, log, managers = dst, None, []
     if prepare_to is None:
-        for stale in (out / "metrics" / f"{nb.name}.json", out / "figures" / nb.name, out / "videos" / nb.name):
+        for stale in (dst, out / "metrics" / f"{nb.name}.json", out / "figures" / nb.name, out / "videos" / nb.name):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-run.ipynb")
+        log_path = out / "logs" / f"{nb.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "wb")
+        launch = {"stderr": log}
+        if lock_fd is not None:
+            launch["pass_fds"] = (lock_fd,)
+        kw["kernel_manager_class"] = _kernel_manager(launch, managers)
     step.status = "running"
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(src), str(dst), parameters=step.params, kernel_name=KERNEL, cwd=str(ROOT),
+            str(src), str(tmp), parameters=step.params, kernel_name=KERNEL, cwd=str(ROOT),
             prepare_only=prepare_to is not None, progress_bar=False, log_output=False,
             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its warning about TCP on localhost
+            **kw,
         )
     except PapermillExecutionError as e:
         step.status = "failed"
         first = next((ln.strip() for ln in (e.source or "").splitlines() if ln.strip() and not ln.startswith("#")), "")
         evalue = str(e.evalue).splitlines()[0] if e.evalue else ""
         step.error = f"cell {e.exec_count} ({first[:60]}) raised {e.ename}: {evalue}"
+    except KeyboardInterrupt:
+        step.status = "interrupted"
+        step.error = "interrupted (Ctrl-C)"
+        raise
     except Exception as e:  # kernel died, notebook unreadable ...
         step.status = "failed"
         step.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -188,21 +256,47 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None) -> None:
         step.status = "ok"
     finally:
         step.seconds = time.perf_counter() - t0
+        _stop_kernels(managers)
+        if tmp != dst and tmp.exists():
+            os.replace(tmp, dst)
+        if log is not None:
+            log.close()
+            if Path(log.name).stat().st_size == 0:
+                Path(log.name).unlink()
+                with contextlib.suppress(OSError):
+                    Path(log.name).parent.rmdir()
 
 
-def reproduce(preset: str, out: str | Path, only: list[str] | None = None, pairs: list[str] | None = None,
+def reproduce(preset: str | None, out: str | Path, only: list[str] | None = None, pairs: list[str] | None = None,
               files: list[str] | None = None, prepare_to: str | Path | None = None,
-              nb_dir: Path = NOTEBOOK_DIR) -> tuple[bool, Path]:
-    """The pipeline. Returns (success, report path). Validates everything before running anything."""
+              nb_dir: Path = NOTEBOOK_DIR, resume: bool = False) -> tuple[bool, Path]:
+    """The pipeline. Returns (success, report path). Validates everything before running anything.
+
+    ``resume``: continue the run in ``out`` from its first unfinished notebook; ``preset``, ``only``,
+    ``pairs`` and ``files`` may then be None (the run's own are used) and must match the run's when given.
+    Ctrl-C raises ``RunInterrupted`` once ``run.json`` says ``interrupted``.
+    """
+    out = Path(out).expanduser().resolve()
+    _check_out(out)
+    prev = _resume_from(out, preset, only, pairs, files) if resume else None
+    if prev is not None:
+        preset, overrides = prev["preset"], prev["overrides"]
+        only = list(prev["notebooks"])
+    else:
+        preset = "small" if preset is None else preset
+        overrides = None
     if preset not in config.PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(config.PRESETS)}")
-    out = Path(out).expanduser().resolve()
-    overrides = parse_overrides(pairs, files)
-    steps = plan(preset, out, overrides, select(discover(nb_dir), only))
+    if overrides is None:
+        overrides = parse_overrides(pairs, files)
+    steps = plan(preset, out, overrides, select(discover(nb_dir), only), resume=resume)
     if not steps:
         raise UserError(f"no notebooks found in {nb_dir}")
     _check_kernel()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the run folder {out}: {e.strerror}") from None
     started = dt.datetime.now().isoformat(timespec="seconds")
     meta = {"preset": preset, "overrides": overrides, "started": started, "command": " ".join(sys.argv)}
     if prepare_to is not None:
@@ -214,21 +308,226 @@ def reproduce(preset: str, out: str | Path, only: list[str] | None = None, pairs
                 raise UserError(f"could not prepare {step.notebook.name}: {step.error}")
         print(f"prepared {len(steps)} notebooks in {os.path.relpath(prepare_to)} (run_dir {os.path.relpath(out)})")
         return True, prepare_to
+    lock = _lock(out)
+    try:
+        last = read_run(out)
+        if last is not None and last.get("state") == "running":   # its process died: the lock was free
+            _mark_interrupted(out, last)
+            print(f"note: the last run in {_rel(out)} (pid {last.get('pid', '?')}) stopped before it finished "
+                  f"(killed?): marked interrupted{'' if resume else '; --resume would have continued it'}")
+        removed = clean_stale(out)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) a killed run left in {_rel(out)}")
+        if prev is not None:
+            meta["started"], meta["command"] = prev.get("started", started), prev.get("command", meta["command"])
+            meta["resumed"] = list(prev.get("resumed", [])) + [started]
+            kept = _keep_finished(steps, out, last or prev)
+            if kept == len(steps):
+                print(f"every notebook of {_rel(out)} finished already: nothing to resume")
+                meta["finished"] = (last or prev).get("finished") or started
+                return True, write_report(out, steps, meta, state="complete")
+        meta["pid"] = os.getpid()
+        return _run_steps(out, steps, meta, lock)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _run_steps(out: Path, steps: list[Step], meta: dict, lock: int | None) -> tuple[bool, Path]:
+    """Run the steps not yet ``ok``, in order, keeping ``run.json`` current; stop at the first failure."""
+    n = len(steps)
     write_report(out, steps, meta, state="running")
-    for i, step in enumerate(steps):
-        print(f"[{i + 1}/{len(steps)}] {step.notebook.name} ...", end=" ", flush=True)
-        execute(step, out)
-        print(f"{step.status} in {step.seconds:.0f} s", flush=True)
-        if step.status == "failed":
-            for later in steps[i + 1:]:
-                later.status = "not run"
-            print(f"error: notebook {step.notebook.name} failed at {step.error}")
-            print(f"       the executed notebook with the traceback: {out / 'notebooks' / (step.notebook.name + '.ipynb')}")
-            break
+    try:
+        for i, step in enumerate(steps):
+            if step.status == "ok":
+                print(f"[{i + 1}/{n}] {step.notebook.name} finished in the run before: kept", flush=True)
+                continue
+            print(f"[{i + 1}/{n}] {step.notebook.name} ...", end=" ", flush=True)
+            step.status = "running"
+            write_report(out, steps, meta, state="running")
+            execute(step, out, lock_fd=lock)
+            print(f"{step.status} in {step.seconds:.0f} s", flush=True)
+            if step.status == "failed":
+                for later in steps[i + 1:]:
+                    later.status = "not run"
+                print(f"error: notebook {step.notebook.name} failed at {step.error}")
+                print(f"       the executed notebook with the traceback: {out / 'notebooks' / (step.notebook.name + '.ipynb')}")
+                break
+            write_report(out, steps, meta, state="running")
+    except KeyboardInterrupt:
+        name = "?"
+        for s in steps:
+            if s.status == "running":
+                s.status, s.error = "interrupted", "interrupted (Ctrl-C)"
+            if s.status == "interrupted":
+                name = s.notebook.name
+            elif s.status == "pending":
+                s.status = "not run"
+        meta["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+        write_report(out, steps, meta, state="interrupted")
+        print(flush=True)
+        raise RunInterrupted(f"in {name}: {_rel(out)}/run.json says interrupted; continue with "
+                             f"'python -m talklib reproduce --resume --out {_rel(out)}'") from None
     state = "complete" if all(s.status == "ok" for s in steps) else "FAILED"
     meta["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     report = write_report(out, steps, meta, state=state)
     return state == "complete", report
+
+
+# --- the run folder: lock, state, temporaries, resuming ---------------------------------------------
+
+def read_run(out: Path) -> dict | None:
+    """The run folder's ``run.json``, or None when it has none (or an unreadable one)."""
+    try:
+        meta = json.loads((Path(out) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _rel(p: Path) -> str:
+    """``p`` relative to the working folder when it lies inside it, else absolute."""
+    try:
+        rel = os.path.relpath(p)
+    except ValueError:
+        return str(p)
+    return str(p) if rel.startswith("..") else rel
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or a path where one can be made."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {_rel(out)} is a file, not a folder: give a folder for the run (it is made if missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {_rel(out)} lies under {_rel(parent)}, which is a file: give a folder path")
+            if not out.exists() and not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"--out {_rel(out)}: cannot make a folder in {_rel(parent)} (no permission)")
+            break
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(out: Path) -> int | None:
+    """Lock the run folder (``flock`` on the folder itself, dropped when the holder dies); UserError when
+    another process holds it. None where the system has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, the pid in run.json is all there is
+        return None
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        pid = (read_run(out) or {}).get("pid")
+        if isinstance(pid, int) and not _pid_alive(pid):
+            raise UserError(f"run folder {_rel(out)} is still held by the notebook kernel of a killed run (pid {pid}): "
+                            "it exits within seconds, try again then") from None
+        raise UserError(f"run folder {_rel(out)} is in use by another reproduce (pid {pid or '?'}): wait for it to "
+                        "end, stop it, or choose another --out") from None
+    return fd
+
+
+def in_use(out: Path) -> bool:
+    """Whether a live run (or its kernel) holds the run folder ``out``'s lock."""
+    try:
+        fd = _lock(out)
+    except UserError:
+        return True
+    except OSError:
+        return False
+    if fd is not None:
+        os.close(fd)
+    return False
+
+
+def _mark_interrupted(out: Path, meta: dict) -> None:
+    """Rewrite a dead run's ``run.json``: state and its running notebook ``interrupted``."""
+    meta = dict(meta, state="interrupted")
+    for nb in (meta.get("notebooks") or {}).values():
+        if isinstance(nb, dict) and nb.get("status") == "running":
+            nb["status"], nb["error"] = "interrupted", "its process was killed"
+        elif isinstance(nb, dict) and nb.get("status") == "pending":
+            nb["status"] = "not run"
+    atomic_write_text(out / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove the temporaries under the run folder whose writer is dead (the caller holds the folder's
+    lock, so no live run writes there); returns what was removed."""
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        for name in filenames + dirnames:
+            m = _TEMP.match(name)
+            if m is None or (m["pid"] is not None and _pid_alive(int(m["pid"]))):
+                continue
+            p = Path(dirpath) / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                dirnames.remove(name)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _resume_from(out: Path, preset: str | None, only: list[str] | None, pairs: list[str] | None,
+                 files: list[str] | None) -> dict:
+    """The run.json of the run to resume, checked against what the command line gives."""
+    prev = read_run(out)
+    if prev is None:
+        why = "has no run.json" if out.is_dir() else "does not exist"
+        raise UserError(f"nothing to resume: {_rel(out)} {why}; start the run without --resume")
+    if not isinstance(prev.get("notebooks"), dict) or prev.get("preset") not in config.PRESETS:
+        raise UserError(f"{_rel(out)}/run.json is not a talklib run's: start afresh without --resume")
+    prev["overrides"] = config.validate(prev.get("overrides") or {})
+    if preset is not None and preset != prev["preset"]:
+        raise UserError(f"run {_rel(out)} was made with --preset {prev['preset']}, not {preset}: "
+                        f"--resume continues it as it was (drop --preset), or start afresh without --resume")
+    if pairs or files:
+        given = parse_overrides(pairs, files)
+        if given != prev["overrides"]:
+            raise UserError(f"run {_rel(out)} was made with {_fmt_overrides(prev['overrides'])}, not "
+                            f"{_fmt_overrides(given)}: --resume continues it as it was (drop -p/-f), or start "
+                            "afresh without --resume")
+    if only:
+        try:
+            wanted = [nb.name for nb in select([Notebook(n[:2], n, Path(n), {}) for n in prev["notebooks"]], only)]
+        except UserError:
+            wanted = None
+        if wanted != list(prev["notebooks"]):
+            raise UserError(f"run {_rel(out)} ran notebooks {', '.join(n[:2] for n in prev['notebooks'])}: "
+                            "--resume continues them (drop --only), or start afresh without --resume")
+    return prev
+
+
+def _fmt_overrides(overrides: dict) -> str:
+    return " ".join(f"-p {k}={v}" for k, v in overrides.items()) or "no overrides"
+
+
+def _keep_finished(steps: list[Step], out: Path, prev: dict) -> int:
+    """Mark ``ok`` the leading steps the previous run finished (with their executed notebook); return how many."""
+    done = prev.get("notebooks") or {}
+    kept = 0
+    for step in steps:
+        was = done.get(step.notebook.name) or {}
+        if was.get("status") != "ok" or not (out / "notebooks" / f"{step.notebook.name}.ipynb").is_file():
+            break
+        step.status, step.seconds = "ok", was.get("seconds")
+        kept += 1
+    return kept
 
 
 def _check_kernel() -> None:
@@ -263,7 +562,9 @@ def _git_commit() -> str | None:
 def _banner(state: str) -> str:
     return {"complete": "Run complete.",
             "running": "RUNNING — this report is incomplete.",
-            "FAILED": "RUN FAILED — the numbers below are incomplete."}.get(state, state)
+            "FAILED": "RUN FAILED — the numbers below are incomplete.",
+            "interrupted": "INTERRUPTED — the numbers below are incomplete; reproduce --resume continues the run."
+            }.get(state, state)
 
 
 def _fmt(v: Any) -> str:
@@ -315,7 +616,8 @@ def _report_html(out: Path, steps: list[Step], meta: dict, metrics: dict) -> str
         from plotly.offline import get_plotlyjs
 
         plotly_js = f"<script>{get_plotlyjs()}</script>"
-    colour = {"complete": "#1a7f37", "running": "#9a6700", "FAILED": "#cf222e"}.get(meta["state"], "#555")
+    colour = {"complete": "#1a7f37", "running": "#9a6700", "FAILED": "#cf222e",
+              "interrupted": "#cf222e"}.get(meta["state"], "#555")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>talklib run {escape(out.name)}</title>", plotly_js,
@@ -357,8 +659,11 @@ def _report_html(out: Path, steps: list[Step], meta: dict, metrics: dict) -> str
 # --- command line ---------------------------------------------------------------------------------
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", default="small", help="small (2 CPU cores, minutes) or full (one GPU)")
+    p.add_argument("--preset", default=None, help="small (2 CPU cores, minutes; the default) or full (one GPU)")
     p.add_argument("--out", default=None, help="run folder (default runs/PRESET)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its first unfinished notebook (same preset and overrides)")
+    p.add_argument("--notebooks", default=None, metavar="DIR", help="folder of the NN_name.py notebooks (default notebooks/)")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 01 03")
     p.add_argument("-p", dest="pairs", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("-f", dest="files", action="append", metavar="PARAMS.yaml", help="parameters from a YAML file")
@@ -367,9 +672,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    out = args.out or f"runs/{args.preset}"
-    ok, report = reproduce(args.preset, out, args.only, args.pairs, args.files, args.prepare_only)
+    out = args.out or f"runs/{args.preset or 'small'}"
+    nb_dir = NOTEBOOK_DIR
+    if args.notebooks is not None:
+        nb_dir = Path(args.notebooks)
+        if not nb_dir.is_dir():
+            raise UserError(f"--notebooks {args.notebooks} is not a folder: give the folder of NN_name.py notebooks")
+    if args.resume and args.prepare_only:
+        raise UserError("--resume continues a run; --prepare-only runs nothing: use one of them")
+    ok, report = reproduce(args.preset, out, args.only, args.pairs, args.files, args.prepare_only,
+                           nb_dir=nb_dir, resume=args.resume)
     if args.prepare_only:
         return 0
-    print(f"report: {os.path.relpath(report)}")
+    print(f"report: {_rel(report)}")
     return 0 if ok else 1
