@@ -1,30 +1,87 @@
 """``python -m talklib book``: the Jupyter Book, built offline from a run's executed notebooks.
 
 The chapters are the executed notebooks of a run folder (``runs/small`` by default), so the book shows
-the figures and numbers that run produced; nothing is executed again while building. Notebooks the run
-lacks are run first through the pipeline. Output: ``book/_build/html/index.html``.
+the figures and numbers that run produced; nothing is executed again while building. Only notebooks
+that finished go in: a run folder that does not exist, or is still running, is refused, and so is a run
+with notebooks that failed, were interrupted or never ran (the message names them), unless
+``--partial`` asks for a book of the finished ones. Output: ``book/_build/html/index.html``.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from talklib.errors import UserError
-from talklib.pipeline import ROOT, discover, reproduce
+from talklib.pipeline import ROOT, _rel, discover, in_use, read_run
 
 BOOK = ROOT / "book"
 
 
-def stage(run: Path, book: Path = BOOK) -> list[str]:
-    """Copy the run's executed notebooks into ``book/notebooks`` and write ``book/_toc.yml``."""
-    names = [nb.name for nb in discover()]
-    missing = [n for n in names if not (run / "notebooks" / f"{n}.ipynb").is_file()]
-    if missing:
-        raise UserError(f"run {run} has no executed notebook for {', '.join(missing)}: run the pipeline first")
+def finished(run: Path) -> tuple[list[str], dict[str, str]]:
+    """The notebooks (of ``notebooks/``) that ``run`` finished, and why each other one is missing.
+
+    ``run.json`` says which finished; a notebook it does not list (a run folder of ``make test``, or one
+    an earlier ``--only`` run left) counts when its executed notebook exists and holds no error.
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"no run folder {_rel(run)}: make it with 'python -m talklib reproduce --out {_rel(run)}' "
+                        "(make reproduce makes runs/small), or pass the folder of a finished run with --run")
+    meta = read_run(run)
+    if meta is None and not (run / "notebooks").is_dir():
+        raise UserError(f"{_rel(run)} is not a run folder (no run.json, no notebooks/): pass a folder that "
+                        "'python -m talklib reproduce' wrote")
+    if meta is not None and meta.get("state") == "running" and in_use(run):
+        raise UserError(f"run {_rel(run)} is still running: build the book when it has finished")
+    listed = (meta or {}).get("notebooks") or {}
+    done, left = [], {}
+    for nb in discover():
+        path = run / "notebooks" / f"{nb.name}.ipynb"
+        info = listed.get(nb.name)
+        if isinstance(info, dict):
+            status = info.get("status")
+            if status == "ok" and path.is_file():
+                done.append(nb.name)
+            else:
+                error = info.get("error")
+                left[nb.name] = f"{status}: {error[:80]}" if status == "failed" and error else str(status)
+        elif not path.is_file():
+            left[nb.name] = "not run"
+        elif _has_error(path):
+            left[nb.name] = "failed"
+        else:
+            done.append(nb.name)
+    return done, left
+
+
+def _has_error(path: Path) -> bool:
+    """Whether an executed notebook failed: papermill's mark, or an error among its outputs."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    if (nb.get("metadata", {}).get("papermill") or {}).get("exception"):
+        return True
+    return any(o.get("output_type") == "error" for c in nb.get("cells", []) for o in c.get("outputs", []) or [])
+
+
+def stage(run: Path, book: Path = BOOK, partial: bool = False) -> list[str]:
+    """Copy the run's finished notebooks into ``book/notebooks`` and write ``book/_toc.yml``.
+
+    Refuses (UserError) when a notebook did not finish, unless ``partial``; then only finished ones go in.
+    """
+    names, left = finished(run)
+    if not names:
+        raise UserError(f"run {_rel(run)} finished no notebook ({_left(left)}): the book was not built; "
+                        f"run it with 'python -m talklib reproduce --out {_rel(run)}'")
+    if left and not partial:
+        raise UserError(f"run {_rel(run)} did not finish {_left(left)}: the book was not built; finish the run "
+                        f"('python -m talklib reproduce --resume --out {_rel(run)}' after an interrupt) or build "
+                        "the finished notebooks only with --partial")
     dst = book / "notebooks"
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
@@ -36,9 +93,13 @@ def stage(run: Path, book: Path = BOOK) -> list[str]:
     return names
 
 
-def build(run: Path, book: Path = BOOK) -> Path:
+def _left(left: dict[str, str]) -> str:
+    return ", ".join(f"{n[:2]} ({why})" for n, why in left.items())
+
+
+def build(run: Path, book: Path = BOOK, partial: bool = False) -> Path:
     """Stage the notebooks and run ``jupyter-book build``; return the path of ``index.html``."""
-    stage(run, book)
+    stage(run, book, partial)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "--quiet"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -50,17 +111,14 @@ def build(run: Path, book: Path = BOOK) -> Path:
 
 def add_arguments(p) -> None:
     p.add_argument("--run", default="runs/small", help="run folder whose executed notebooks become the chapters")
+    p.add_argument("--partial", action="store_true",
+                   help="build from the notebooks the run finished even when others failed or did not run")
 
 
 def run(args) -> int:
-    run_dir = Path(args.run).resolve()
-    names = [nb.name for nb in discover()]
-    missing = [n[:2] for n in names if not (run_dir / "notebooks" / f"{n}.ipynb").is_file()]
-    if missing:
-        print(f"{args.run} lacks notebooks {', '.join(missing)}: running them first (small preset)")
-        ok, report = reproduce("small", run_dir, only=missing)
-        if not ok:
-            raise UserError(f"the pipeline failed, see {os.path.relpath(report)}; the book was not built")
-    index = build(run_dir)
-    print(f"book: {os.path.relpath(index)}")
+    run_dir = Path(args.run).expanduser().resolve()
+    names, left = finished(run_dir)
+    index = build(run_dir, partial=args.partial)
+    note = f" (without {_left(left)})" if left else ""
+    print(f"book: {_rel(index)}, {len(names)} notebooks{note}")
     return 0
