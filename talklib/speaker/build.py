@@ -9,13 +9,17 @@ names without the prefix (``size=256``) or with it (``synth_size=256``).
 ``build_training_clip(out, preset, seed, identity)`` writes just one identity's training clip, byte for
 byte the corpus's ``clips/idKK_train`` (the two builders share ``_clip_plan``, ``_clip_speech`` and
 ``_render_clip``), e.g. to benchmark a NeRF at full size on a GPU machine without the rest of the corpus.
+``speech_clip_job`` + ``build_speech_clip`` render one clip driven by given speech (``synth --text/--audio``).
+
+Every builder writes ``.NAME.building-PID`` next to its output, holds ``.NAME.lock`` meanwhile (a second
+build of the same output is refused) and removes what killed builds left (``talklib.outputs.remove_stale``).
+``check_output`` is the one rule for what may be replaced: only a corpus or clip folder that talklib made.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +28,7 @@ import numpy as np
 from talklib.data.dataset import (AU_NAMES, EXP_NAMES, FORMAT_VERSION, FPS, SAMPLE_RATE, Clip, Corpus, load_clip,
                                   load_corpus)
 from talklib.errors import UserError
-from talklib.outputs import replace_dir
+from talklib.outputs import output_lock, remove_stale, replace_dir, temp_name
 from talklib.runtime import torch_threads
 
 GENERATOR_VERSION = "speaker-1"
@@ -54,6 +58,73 @@ def corpus_params(preset: str = "small", overrides: dict | None = None) -> dict:
     return base
 
 
+def check_seed(seed: int) -> int:
+    """The seed, checked: a non-negative integer (NumPy's generators refuse negative ones)."""
+    if int(seed) != seed or seed < 0:
+        raise UserError(f"seed {seed} is negative or not an integer: pass 0, 1, 2 ...")
+    return int(seed)
+
+
+def talklib_dataset(path: str | Path) -> str | None:
+    """"corpus" or "clip" (or "speech") when the folder ``path`` is one talklib wrote, else None.
+
+    A corpus holds ``corpus.json`` (with ``clips``), a clip ``dataset.json`` (with ``kind``); a damaged
+    description still counts when the folder has talklib's layout around it (``clips/``; ``aud.wav``, ``gt/``).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for marker, keys, layout, kind in (("corpus.json", ("clips", "format_version"), ("clips",), "corpus"),
+                                       ("dataset.json", ("kind", "format_version"), ("aud.wav", "gt"), None)):
+        f = path / marker
+        if not f.is_file():
+            continue
+        try:
+            body = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            body = None
+        if isinstance(body, dict):
+            if all(k in body for k in keys):
+                return kind or str(body["kind"])
+        elif all((path / x).exists() for x in layout):
+            return kind or "clip"
+    return None
+
+
+def check_output(path: str | Path, force: bool) -> None:
+    """The one rule for ``synth``'s outputs: a new path or an empty folder is written; a folder talklib
+    made (``talklib_dataset``) is replaced only with ``force``; anything else is never replaced."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    if talklib_dataset(path) is None:
+        what = "a folder" if path.is_dir() else "a file"
+        raise UserError(f"{path} is {what} that talklib did not make (no corpus.json or clip dataset.json): "
+                        "synth replaces only its own datasets, even with --force: choose another --out")
+    if not force:
+        raise UserError(f"output folder {path} already exists: pass --force to replace it or choose another --out")
+
+
+def _build_atomically(out: Path, build) -> Path:
+    """``build(tmp)`` into ``.NAME.building-PID``, then rename it to ``out``; under ``out``'s lock, after
+    removing the temporaries of builds that were killed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        remove_stale(out)
+        tmp = temp_name(out, "building")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            build(tmp)
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
 def fingerprint(preset: str, seed: int, params: dict) -> str:
     """Hash of everything that determines the corpus bytes."""
     from talklib.face3d.asset import ASSET_PATH
@@ -70,40 +141,47 @@ def ensure_corpus(data_dir: str | Path, preset: str = "small", seed: int = 0, fo
 
     Reuse when a valid corpus of the same preset and seed exists and either no overrides are given or
     its fingerprint matches; otherwise build it (deterministic: same arguments -> byte-identical files).
+    A corpus is rebuilt in place; any other folder talklib made is replaced only with ``force``, and a
+    folder or file talklib did not make never (``check_output``).
     """
+    seed = check_seed(seed)
     params = corpus_params(preset, overrides)
     fp = fingerprint(preset, seed, params)
     path = Path(data_dir)
-    if (path / "corpus.json").is_file() and not force:
+
+    def reusable():
+        if force or not (path / "corpus.json").is_file():
+            return None
         try:
             c = load_corpus(path)
         except UserError:
-            c = None
-        if (c is not None and c.preset == preset and c.seed == int(seed) and c.meta.get("generator") == GENERATOR_VERSION
+            return None
+        if (c.preset == preset and c.seed == seed and c.meta.get("generator") == GENERATOR_VERSION
                 and (c.fingerprint == fp or not overrides)):
             return c
-    if path.exists() and not (path / "corpus.json").is_file() and any(path.iterdir()):
-        raise UserError(f"{path} exists and is not a corpus: pass an empty or new folder as data_dir")
-    build_corpus(path, preset, seed, params, fp, progress=progress, device=device)
+        return None
+
+    c = reusable()
+    if c is not None:
+        return c
+    if talklib_dataset(path) != "corpus":
+        check_output(path, force)
+    with output_lock(path):
+        c = reusable()        # another process may have built it while we looked
+        if c is not None:
+            return c
+        build_corpus(path, preset, seed, params, fp, progress=progress, device=device)
     return load_corpus(path)
 
 
 def build_corpus(path: Path, preset: str, seed: int, params: dict, fp: str, progress: bool = True,
                  device=None) -> Path:
     """Build into ``.NAME.building-PID`` next to ``path``, then rename into place (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.building-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    def build(tmp):
         with torch_threads(1):  # one thread: faster small ops here, and byte-identical files
             _build_into(tmp, preset, seed, params, fp, progress, device)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return _build_atomically(Path(path), build)
 
 
 def _identity_coeffs(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,6 +285,7 @@ def build_training_clip(out: str | Path, preset: str = "small", seed: int = 0, i
     from talklib.face3d.model import MorphableModel
     from talklib.speaker.clip import parse_views
 
+    seed = check_seed(seed)
     params = corpus_params(preset, overrides)
     _, plan = _clip_plan(params)
     name = f"id{int(identity):02d}_train"
@@ -214,11 +293,7 @@ def build_training_clip(out: str | Path, preset: str = "small", seed: int = 0, i
     if index is None:
         raise UserError(f"identity {identity} has no training clip in preset {preset!r}: "
                         f"choose 0..{params['identities'] - 1} (synth_identities={params['identities']})")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    def build(tmp):
         with torch_threads(1):  # as build_corpus: the same bytes
             job = _clip_speech(index, plan[index], params, seed)
             bar = _progress_bar(job["curves"]["exp"].shape[0] * len(parse_views(params["views"])), progress)
@@ -228,11 +303,74 @@ def build_training_clip(out: str | Path, preset: str = "small", seed: int = 0, i
             finally:
                 if bar:
                     bar.close()
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return load_clip(out)
+
+    return load_clip(_build_atomically(Path(out), build))
+
+
+def speech_clip_job(preset: str = "small", seed: int = 0, text: str | None = None, audio: str | Path | None = None,
+                    identity: int = 0, voice: str | None = None, overrides: dict | None = None) -> dict:
+    """The speech, phone timeline and ground-truth curves of one clip driven by ``text`` (espeak, voice
+    ``voice`` or the identity's) or by the speech file ``audio`` (phones by pocketsphinx); cheap (no
+    rendering), so that its length is known before ``build_speech_clip`` renders it.
+    Returns a dict with "audio", "timeline", "curves", "meta", "params", "seconds", "n_frames"."""
+    from talklib.speaker.speech import expression_from_speech, join_utterances
+
+    seed = check_seed(seed)
+    if int(identity) < 0:
+        raise UserError(f"identity {identity} is negative: pass 0, 1, 2 ...")
+    params = corpus_params(preset, overrides)
+    rng = np.random.default_rng([seed, 11, identity])
+    if text is not None:
+        from talklib.audio.tts import synthesize
+
+        if not text.strip():
+            raise UserError("the text to speak is empty: pass some words with --text \"...\"")
+        voice = voice or IDENTITY_VOICES[identity % len(IDENTITY_VOICES)]
+        a, tl = synthesize(text, voice)
+        wav, timeline = join_utterances([(a, tl)], rng)
+        meta = {"voice": voice, "text": text, "source": "espeak"}
+    elif audio is not None:
+        from talklib.audio.arctic import recognize_phones
+        from talklib.audio.io import load_audio
+
+        a = load_audio(audio)
+        if a.size < SAMPLE_RATE // 10:
+            raise UserError(f"{audio} holds less than 0.1 s of audio: pass a longer speech recording")
+        wav, timeline = join_utterances([(a, recognize_phones(a))], rng)
+        meta = {"voice": "", "text": "", "source": f"audio:{Path(audio).name}"}
+    else:
+        raise UserError("a speech clip needs text or audio: pass --text \"...\" or --audio WAV")
+    n = len(wav) // (SAMPLE_RATE // FPS)
+    curves = expression_from_speech(rng, timeline, n, 1.0, lighting_drift=params["lighting_drift"])
+    meta.update({"identity": f"id{identity:02d}", "split": "custom", "articulation": 1.0,
+                 "blink_rate_hz": float(curves["blink_rate"])})
+    return {"audio": wav, "timeline": timeline, "curves": curves, "meta": meta, "params": params, "seed": seed,
+            "identity": int(identity), "seconds": len(wav) / SAMPLE_RATE, "n_frames": n}
+
+
+def build_speech_clip(out: str | Path, job: dict, device=None, progress: bool = True) -> Clip:
+    """Render ``speech_clip_job``'s ``job`` into the clip folder ``out`` (replacing it atomically, with a
+    tqdm bar over its frames x views) and return it opened."""
+    from talklib.speaker.clip import make_background, parse_views, write_clip
+
+    params, seed, k = job["params"], job["seed"], job["identity"]
+    id_c, alb_c = _identity_coeffs(k, seed)
+    size = params["size"]
+    bg = make_background(np.random.default_rng([seed, 5, k]), size)
+    views = parse_views(params["views"])
+    out = Path(out)
+
+    def build(tmp):
+        bar = _progress_bar(job["n_frames"] * len(views), progress)
+        try:
+            with torch_threads(1):
+                write_clip(tmp, out.name, job["audio"], job["timeline"], job["curves"], id_c, alb_c, bg, views,
+                           size, job["meta"], device=device, progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
+
+    return load_clip(_build_atomically(out, build))
 
 
 def _build_into(root: Path, preset: str, seed: int, params: dict, fp: str, progress: bool, device) -> None:

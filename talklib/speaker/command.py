@@ -10,6 +10,10 @@ the corpus's ``clips/idKK_train`` (no pocketsphinx or pysptk needed), e.g. on a 
 
 ``--device`` (default cpu) is where the frames are rendered; PNG encoding runs on min(16, CPUs) threads.
 A CUDA build is deterministic but not byte-identical to a CPU build (float rounding differs).
+
+``--force`` replaces only a dataset talklib made (a corpus or a clip folder; ``build.check_output``), in
+every mode. While it builds, the output is locked (``.NAME.lock`` beside it): a second ``synth`` into
+the same folder is refused. A clip's length is printed before it renders, and a bar shows the frames.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="small", help="small (CPU, ~1 minute) or full (512 px, minutes of speech)")
     parser.add_argument("--out", required=True,
                         help="output folder (a corpus, or one clip with --text/--audio/--train-clip)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> byte-identical files)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed >= 0 (same seed -> byte-identical files)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--text", help="speak this text with espeak and render one clip")
     src.add_argument("--audio", help="drive one clip with this speech file (wav, flac, mp3, ...)")
     src.add_argument("--train-clip", action="store_true",
                      help="write only identity --identity's training clip of the preset's corpus (same bytes)")
-    parser.add_argument("--identity", type=int, default=0, help="identity index K (0 = the photo's own face)")
+    parser.add_argument("--identity", type=int, default=None,
+                        help="identity index K of one clip (--text/--audio/--train-clip; default 0 = the photo's "
+                             "own face); a corpus holds identities 0..synth_identities-1")
     parser.add_argument("--voice", default=None, help="espeak voice for --text (us_f, us_m, gb_m, gb_f, us_m2, sc_m)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--force", action="store_true", help="replace an existing dataset that synth made")
     parser.add_argument("--device", default="cpu", help="where to render: cpu (default), cuda, cuda:N or auto")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a synth_* parameter of the preset, e.g. -p synth_size=256")
@@ -48,36 +54,59 @@ def run(args: argparse.Namespace) -> int:
         k, v = item.split("=", 1)
         k = k.strip() if k.strip().startswith("synth_") else f"synth_{k.strip()}"
         overrides[k] = config.parse_value(k, v)
-    if args.identity < 0:
-        raise UserError(f"--identity {args.identity} is negative: pass 0, 1, 2 ...")
+    corpus_mode = args.text is None and args.audio is None and not args.train_clip
+    if corpus_mode and args.identity is not None:
+        raise UserError(f"--identity {args.identity} applies to one clip (--text, --audio or --train-clip); a corpus "
+                        "holds identities 0..N-1: drop --identity, or set N with -p synth_identities=N")
+    if args.voice is not None and args.text is None:
+        raise UserError(f"--voice {args.voice} applies to --text only: drop it (--audio brings its own voice; "
+                        "a corpus and --train-clip use each identity's voice)")
+    identity = 0 if args.identity is None else args.identity
+    if identity < 0:
+        raise UserError(f"--identity {identity} is negative: pass 0, 1, 2 ...")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed} is negative: pass 0, 1, 2 ...")
     if args.text is not None and not args.text.strip():
         raise UserError("--text is empty: pass some words to speak, e.g. --text \"Hello there.\"")
     device = _device(args.device)
+    from talklib.outputs import output_lock
+    from talklib.speaker import build
+
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise UserError(f"output folder {out} already exists: pass --force to replace it or choose another --out")
+    build.check_output(out, args.force)
+    with output_lock(out):
+        build.check_output(out, args.force)      # again, now that no other synth can be writing it
+        return _synth(args, out, identity, overrides, device)
+
+
+def _synth(args: argparse.Namespace, out: Path, identity: int, overrides: dict, device) -> int:
+    import time
+
+    from talklib.speaker import build
+
     if args.train_clip:
-        import time
-
-        from talklib.speaker.build import build_training_clip
-
         t0 = time.perf_counter()
-        clip = build_training_clip(out, args.preset, args.seed, args.identity, device=device, **overrides)
+        clip = build.build_training_clip(out, args.preset, args.seed, identity, device=device, **overrides)
         print(f"wrote clip {out}: {clip.n_frames} frames x {len(clip.views)} views ({', '.join(clip.views)}), "
               f"{clip.size[1]}x{clip.size[0]}, on {device} in {time.perf_counter() - t0:.0f} s")
         return 0
     if args.text is None and args.audio is None:
-        from talklib.speaker.build import ensure_corpus
-
-        c = ensure_corpus(out, args.preset, args.seed, force=True, device=device, **overrides)
+        c = build.ensure_corpus(out, args.preset, args.seed, force=True, device=device, **overrides)
         print(f"wrote corpus {out}: {len(c.identities)} identities, {len(c.meta['clips'])} clips, "
               f"{len(c.meta['speech'])} speech-only clips")
         return 0
-    from talklib.speaker.single import synth_clip
+    from talklib.speaker.clip import parse_views
 
-    clip = synth_clip(out, args.preset, args.seed, text=args.text, audio=args.audio, identity=args.identity,
-                      voice=args.voice, overrides=overrides, device=device)
-    print(f"wrote clip {out}: {clip.n_frames} frames, views {', '.join(clip.views)}")
+    job = build.speech_clip_job(args.preset, args.seed, text=args.text, audio=args.audio, identity=identity,
+                                voice=args.voice, overrides=overrides)
+    views = parse_views(job["params"]["views"])
+    size = job["params"]["size"]
+    print(f"speech of {job['seconds']:.1f} s: rendering {job['n_frames']} frames x {len(views)} view(s) at "
+          f"{size}x{size} on {device} (the bar shows the time left)", flush=True)
+    t0 = time.perf_counter()
+    clip = build.build_speech_clip(out, job, device=device)
+    print(f"wrote clip {out}: {clip.n_frames} frames, views {', '.join(clip.views)}, "
+          f"in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
