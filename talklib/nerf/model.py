@@ -69,7 +69,8 @@ def per_sample_codes(codes: Tensor, frame: Tensor) -> Tensor:
     With a gradient to carry and samples grouped by frame (``render`` orders them so), each frame's
     code is expanded over its run of samples: the backward is then one sum per frame. A plain
     ``codes[frame]`` would be correct too, but its backward scatters N rows into B with a sort
-    (``IndexBackward0``), which was 83 % of a training step's GPU time (benchmarks/RESULTS.md).
+    (``IndexBackward0``), which dominated a training step's GPU time (benchmarks/RESULTS.md, section
+    "The training step").
     """
     if not (torch.is_grad_enabled() and codes.requires_grad) or frame.numel() < 2:
         return codes[frame]
@@ -225,9 +226,8 @@ class TalkingNeRF(nn.Module):
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
         bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
         window: the fast path's early-termination window (``render_rays``); None picks 16 for calls of
-        at least ``WINDOW_MIN_RAYS`` rays and 0 below (on an H200 at 512^2 through H_u: at 8 frames per
-        call the window pays, 783.7 vs 555.1 FPS; at one frame it did not, 185.6 vs 292.4 and 220.6 vs
-        228.6 FPS in two runs; benchmarks/RESULTS.md).
+        at least ``WINDOW_MIN_RAYS`` rays and 0 below: on a GPU the window paid at 8 frames per call
+        and not at one (benchmarks/RESULTS.md, section "The training step", "The full speaker, again").
         fused: draw the fast path with the fused renderer (``talklib.nerf.march_triton``: ray
         marching, field and Eq. (5) in two Triton kernels, fp16 products whatever ``half`` says, a ray
         stops at T <= 1e-4); None uses it whenever it can (``can_fuse``: CUDA with Triton, no

@@ -6,13 +6,15 @@ Each step renders ``frames_per_step`` whole training frames at the low resolutio
 images), with jittered samples and occupancy-grid skipping once the grid has been computed, and
 takes one Adam step. A checkpoint (model config, weights, optimiser, step, loss history, random
 state) is written atomically every ``ckpt_every`` steps and at the end; calling ``fit`` again with
-the same checkpoint folder continues from the last one.
+the same checkpoint folder continues from the last one. Loading checks the file's checksums and that
+every tensor is finite, so damaged bytes are refused instead of rendering garbage.
 """
 
 from __future__ import annotations
 
 import io
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -60,7 +62,8 @@ def save_checkpoint(path: str | Path, model: TalkingNeRF, extra: dict | None = N
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint written by ``save_checkpoint`` (weights_only)."""
+    """Read a checkpoint written by ``save_checkpoint`` (weights_only), checked: the CRC-32 of every
+    part of the file (torch's reader does not check them) and every floating-point tensor finite."""
     path = Path(path)
     if path.is_dir():
         path = path / CKPT_NAME
@@ -72,7 +75,39 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise UserError(f"{path} is not a readable NeRF checkpoint ({type(e).__name__}): retrain or pass another") from None
     if not isinstance(blob, dict) or "config" not in blob or "state" not in blob:
         raise UserError(f"{path} is not a talklib NeRF checkpoint: pass the folder written by talklib's NeRF training")
+    bad = _damaged_part(path)
+    if bad is None:
+        bad = _non_finite(blob)
+    if bad is not None:
+        raise UserError(f"checkpoint {path} is damaged ({bad}): its bytes changed after it was written; "
+                        "copy it again or retrain")
     return blob
+
+
+def _damaged_part(path: Path) -> str | None:
+    """The first part of a torch zip file whose CRC-32 does not match, or None (also for legacy files)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = z.testzip()
+    except zipfile.BadZipFile:
+        return None     # torch.load read it: a legacy (non-zip) checkpoint, nothing to check
+    except (OSError, EOFError, ValueError) as e:
+        return f"unreadable: {type(e).__name__}"
+    return None if name is None else f"checksum mismatch in {name}"
+
+
+def _non_finite(obj, where: str = "") -> str | None:
+    """Where the first NaN or inf sits in the tensors of a nested dict/list, or None."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+            return f"NaN or inf in {where or 'a tensor'}"
+        return None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        bad = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if bad is not None:
+            return bad
+    return None
 
 
 def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF:
@@ -82,7 +117,10 @@ def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF
         diff = sorted(k for k in set(cfg) | set(expect) if cfg.get(k) != expect.get(k))
         raise UserError(f"checkpoint was trained with another configuration (differs in {', '.join(diff)}): "
                         "use a fresh checkpoint folder or the settings it was trained with")
-    model = TalkingNeRF(NeRFConfig.from_dict(cfg))
+    try:
+        model = TalkingNeRF(NeRFConfig.from_dict(cfg))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise UserError("checkpoint configuration is not one of a talklib NeRF: the file is damaged, retrain") from None
     try:
         model.load_state_dict(blob["state"])
     except RuntimeError:
@@ -109,7 +147,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     over the pixels the prior's surface covers (E[t] = sum_i w_i t_i), and as much opacity-vs-coverage
     loss; beyond Eq. (6), it pins the geometry that novel views need.
     ``window``: the fast path's early-termination window once the occupancy grid is on (0, the
-    default: off; on an H200 a full-speaker step took 23.0 ms without it and 23.8 ms with 16).
+    default: off, which trained as fast or faster on a GPU: benchmarks/RESULTS.md, section "The
+    training step").
     """
     dev = scene.images.device
     grid_params = list(model.field.grid.parameters())
@@ -123,7 +162,11 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         blob = load_checkpoint(ckpt, map_location=dev)
         if blob["config"] != model.config():
             model_from_checkpoint(blob, expect=model.config())   # raises the configuration error
-        model.load_state_dict(blob["state"])
+        try:
+            model.load_state_dict(blob["state"])
+        except RuntimeError:
+            raise UserError(f"checkpoint {ckpt} weights do not fit its configuration: the file is damaged, "
+                            "delete it to train afresh") from None
         if "optimizer" in blob:
             opt.load_state_dict(blob["optimizer"])
         start, history = int(blob["step"]), list(blob["history"])
