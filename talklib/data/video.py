@@ -7,7 +7,8 @@
   (``None`` when it has none).
 - ``write_video(path, frames, fps, audio, sample_rate)`` writes an H.264 mp4 (yuv420p, plays in browsers)
   with the audio muxed in as AAC, through a temporary name in the same folder that is renamed at the end,
-  so a half-written file never looks complete.
+  so a half-written file never looks complete. ``frames`` is an array, or an iterable of frames or
+  batches that is streamed to the encoder as it comes (memory stays flat however long the video).
 
 The ffmpeg binary is the one inside the ``imageio-ffmpeg`` wheel (no system ffmpeg needed).
 Bad input raises ``UserError`` with a one-line message.
@@ -15,16 +16,14 @@ Bad input raises ``UserError`` with a one-line message.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from talklib.errors import UserError
-from talklib.outputs import publish
+from talklib.outputs import publish, remove_stale, temp_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -126,46 +125,79 @@ def _as_uint8_frames(frames) -> np.ndarray:
     raise UserError(f"frames have dtype {arr.dtype}: give uint8 in [0, 255] or floats in [0, 1]")
 
 
+def _frame_batches(frames):
+    """(n, H, W, 3) uint8 batches of ``frames``: one for an array (or list), else one per item of the
+    iterable (an item is a frame (H, W, 3) or a batch (b, H, W, 3)), all of one size."""
+    if isinstance(frames, (np.ndarray, list, tuple)) or hasattr(frames, "__array__"):
+        yield _as_uint8_frames(frames)
+        return
+    shape = None
+    for item in frames:
+        item = np.asarray(item)
+        batch = _as_uint8_frames(item[None] if item.ndim == 3 else item)
+        if shape is not None and batch.shape[1:] != shape:
+            raise UserError(f"frames change size from {shape[1]}x{shape[0]} to {batch.shape[2]}x{batch.shape[1]}: "
+                            "every frame of a video must have one size")
+        shape = batch.shape[1:]
+        yield batch
+        item = batch = None     # hold nothing while the next one is made
+
+
 def write_video(path: str | Path, frames, fps: float = 25.0, audio=None, sample_rate: int = 16000,
                 quality: int = 8) -> Path:
     """Write ``frames`` (N, H, W, 3) (uint8, or floats in [0, 1]) as an H.264 mp4 at ``fps``.
 
+    ``frames`` may also be an iterable (a generator) of frames (H, W, 3) or batches (b, H, W, 3): each is
+    sent to the encoder as it comes, so only one batch is in memory at a time.
     ``audio``: None, a 1-D float array of samples at ``sample_rate`` (or (T, C)), or a path to a sound
     file; it is muxed as AAC. Odd frame sizes are padded by one edge row/column (yuv420p needs even
-    sizes). The file is written to a temporary name in the target folder and renamed when complete.
-    Returns ``path``.
+    sizes). The file is written to a temporary name in the target folder (``.NAME.tmp-PID-*``) and
+    renamed when complete. Returns ``path``.
     """
     import imageio_ffmpeg
 
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise UserError(f"video path {path} does not end in .mp4: write_video writes mp4 files")
-    if not (fps > 0):
-        raise UserError(f"fps {fps} is not positive: give a frame rate such as 25")
-    arr = _as_uint8_frames(frames)
-    n, h, w, _ = arr.shape
+    if not (fps > 0) or not np.isfinite(fps):
+        raise UserError(f"fps {fps} is not a positive number: give a frame rate such as 25")
+    batches = _frame_batches(frames)
+    first = next(batches, None)
+    if first is None:
+        raise UserError("no frames to write: give at least one frame (N, H, W, 3)")
+    h, w = first.shape[1:3]
     ph, pw = h % 2, w % 2
-    if ph or pw:
-        arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
-    wav_tmp = None
+    remove_stale(path)
+    tmp = temp_file(path, ".mp4")
+    wav_tmp = writer = None
     try:
         audio_path = None
         if audio is not None:
-            audio_path, wav_tmp = _audio_to_file(audio, sample_rate, path.parent)
+            audio_path, wav_tmp = _audio_to_file(audio, sample_rate, path)
         writer = imageio_ffmpeg.write_frames(
-            tmp, (arr.shape[2], arr.shape[1]), fps=float(fps), quality=quality, macro_block_size=1,
+            tmp, (w + pw, h + ph), fps=float(fps), quality=quality, macro_block_size=1,
             audio_path=audio_path, audio_codec="aac" if audio_path else None,
             output_params=["-movflags", "+faststart"],
             ffmpeg_log_level="error")
         writer.send(None)
-        for frame in arr:
-            writer.send(frame)
+        batch, first = first, None
+        while batch is not None:
+            if ph or pw:
+                batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+            for frame in batch:
+                writer.send(frame)
+            frame = batch = None    # hold nothing while the next batch is made
+            batch = next(batches, None)
         writer.close()
+        writer = None
         publish(tmp, path)
     except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the encoder's own failure is not the error to report
+                pass
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
@@ -174,8 +206,9 @@ def write_video(path: str | Path, frames, fps: float = 25.0, audio=None, sample_
     return path
 
 
-def _audio_to_file(audio, sample_rate: int, folder: Path) -> tuple[str, str | None]:
-    """A sound file ffmpeg can read: the given path, or a temporary wav written from samples."""
+def _audio_to_file(audio, sample_rate: int, video: Path) -> tuple[str, str | None]:
+    """A sound file ffmpeg can read: the given path, or a temporary wav (``.NAME.tmp-PID-*.wav`` next to
+    the ``video`` it is for) written from samples."""
     import soundfile as sf
 
     if isinstance(audio, (str, Path)):
@@ -189,7 +222,6 @@ def _audio_to_file(audio, sample_rate: int, folder: Path) -> tuple[str, str | No
         raise UserError("audio holds NaN or inf: give finite samples in [-1, 1]")
     if int(sample_rate) <= 0:
         raise UserError(f"sample_rate {sample_rate} is not positive: give e.g. 16000")
-    fd, wav = tempfile.mkstemp(prefix=".audio.", suffix=".wav", dir=folder)
-    os.close(fd)
+    wav = temp_file(video, ".wav")
     sf.write(wav, np.clip(samples, -1.0, 1.0), int(sample_rate), subtype="PCM_16")
     return wav, wav

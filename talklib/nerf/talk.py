@@ -4,11 +4,14 @@ A checkpoint folder holds ``nerf.pt`` (``talklib.nerf.train.save_checkpoint``) w
 it self-contained for rendering: the camera (intrinsics, the recorded front camera), the background,
 the default condition vector (e.g. the speaker's f_id, f_alb, f_illu and mean expression), which
 slice of the condition the audio drives, and the audio -> expression network.
+``iter_frames`` yields the frames batch by batch, so a long render can stream them to the video
+encoder (``talklib.data.video.write_video`` takes an iterable) with flat memory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -23,6 +26,10 @@ from talklib.nerf.train import load_checkpoint, model_from_checkpoint
 FORMAT = "talklib-nerf-1"
 YAW_LIMIT = 45.0     # degrees either side of the recorded view
 PITCH_LIMIT = 30.0
+
+
+#: what ``render_extra`` saves besides its format: the checkpoint needs all of it to be rendered
+RENDER_KEYS = ("camera", "c2w", "bg", "cond_default", "audio_slice", "audio2exp")
 
 
 def render_extra(scene, audio2exp: Audio2Exp, audio_slice: tuple[int, int], cond_default: torch.Tensor,
@@ -47,8 +54,11 @@ def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tup
     blob = load_checkpoint(ckpt_dir, map_location="cpu")
     extra = blob.get("extra") or {}
     if extra.get("format") != FORMAT:
-        raise UserError(f"checkpoint {ckpt_dir} has no rendering settings (format {extra.get('format')!r}, "
-                        f"expected {FORMAT!r}): train it with notebook 03 or benchmarks/render.py")
+        missing = [k for k in RENDER_KEYS if k not in extra]
+        raise UserError(f"checkpoint {ckpt_dir} holds a NeRF but not what rendering needs (format "
+                        f"{extra.get('format')!r}, expected {FORMAT!r}; missing: {', '.join(missing)}): use the "
+                        "one notebook 03 saves (RUN/checkpoints/nerf03), or train with `benchmarks/render.py "
+                        "--data CLIP --ckpt DIR`, which saves an audio network too (not with --toy: it has no audio)")
     model = model_from_checkpoint(blob)
     a_cfg = extra["audio2exp"]["config"]
     a2e = Audio2Exp(**a_cfg)
@@ -82,20 +92,34 @@ def conditions_from_audio(a2e: Audio2Exp, extra: dict, audio: np.ndarray) -> tor
     return cond
 
 
+def check_batch(batch: int) -> int:
+    """Frames per render call, checked: a positive integer."""
+    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
+        raise UserError(f"batch {batch} is not a positive number of frames: use e.g. 8 (fewer if memory is short)")
+    return int(batch)
+
+
 @torch.no_grad()
-def render_frames(model: TalkingNeRF, extra: dict, cond: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0,
-                  batch: int = 8, progress: bool = True, half: bool = False) -> np.ndarray:
-    """Render (N, H, W, 3) uint8 frames for conditions (N, cond_dim) from the recorded camera turned
-    by yaw/pitch around the head centre."""
+def iter_frames(model: TalkingNeRF, extra: dict, cond: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0,
+                batch: int = 8, progress: bool = True, half: bool = False) -> Iterator[np.ndarray]:
+    """Yield (b, H, W, 3) uint8 frames, ``batch`` at a time, for conditions (N, cond_dim) from the recorded
+    camera turned by yaw/pitch around the head centre (a tqdm bar over the N frames)."""
     check_view(yaw, pitch)
+    batch = check_batch(batch)
     dev = cond.device
     cam = extra["camera"]
     c2w = orbit(extra["c2w"][None].to(dev), yaw, pitch, model.center.to(dev))
     bg = extra["bg"].to(dev).float() / 255.0
-    frames = []
-    for s in tqdm(range(0, cond.shape[0], batch), desc="render", disable=not progress):
-        c = cond[s:s + batch]
-        out = model.render(c, c2w.expand(c.shape[0], -1, -1), cam["focal"], cam["cx"], cam["cy"],
-                           cam["H"], cam["W"], bg, mode="fast", half=half)
-        frames.append((out["rgb"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
-    return np.concatenate(frames)
+    with tqdm(total=cond.shape[0], desc="render", unit="frame", disable=not progress) as bar:
+        for s in range(0, cond.shape[0], batch):
+            c = cond[s:s + batch]
+            out = model.render(c, c2w.expand(c.shape[0], -1, -1), cam["focal"], cam["cx"], cam["cy"],
+                               cam["H"], cam["W"], bg, mode="fast", half=half)
+            yield (out["rgb"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            bar.update(c.shape[0])
+
+
+def render_frames(model: TalkingNeRF, extra: dict, cond: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0,
+                  batch: int = 8, progress: bool = True, half: bool = False) -> np.ndarray:
+    """All of ``iter_frames`` as one (N, H, W, 3) uint8 array (for short clips; stream long ones)."""
+    return np.concatenate(list(iter_frames(model, extra, cond, yaw, pitch, batch, progress, half)))
