@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref", required=True, help="reference (ground-truth) video: mp4 or folder of frames")
     p.add_argument("--audio", default=None, help="16 kHz (or any rate) wav driving --pred; default: the videos' sound")
     p.add_argument("--out", default=None, help="write the metrics as JSON here (default: print only)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of frames folders (default 25)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of frames folders (default 25, > 0)")
     p.add_argument("--sync-model", default=None, help="talklib lip-sync expert (notebook 05: <run_dir>/models/sync.pt)")
     p.add_argument("--syncnet-v2", default=None, help="official syncnet_v2.model state dict, if you have it")
     p.add_argument("--lpips", default=None, help="LPIPS-Alex weights (full state dict, or lin layers + --lpips-backbone)")
@@ -51,6 +54,10 @@ def run(args) -> int:
 
     if args.cpbd_every < 1:
         raise UserError(f"--cpbd-every {args.cpbd_every}: give a positive integer")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise UserError(f"--fps {args.fps:g} is not a positive frame rate: give the frames folders' rate, e.g. 25")
+    if args.out:
+        _check_out(Path(args.out))
     pred, fps_p = read_video(args.pred, folder_fps=args.fps)
     ref, _ = read_video(args.ref, folder_fps=args.fps)
     sync_model = v2 = lp = None
@@ -83,6 +90,19 @@ def run(args) -> int:
         atomic_write_text(args.out, text)
     print(text, end="")
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """--out must name a file in a folder that exists (checked before anything is computed)."""
+    from talklib.errors import UserError
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: give a file path such as {out / 'metrics.json'}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: folder {parent} does not exist: create it or choose another --out")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"--out {out}: folder {parent} is not writable: choose another --out")
 
 
 def _jsonable(v):
