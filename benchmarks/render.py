@@ -8,6 +8,9 @@ compositing) it replaces.
     python benchmarks/render.py --toy --size 512                       # the analytic toy head
 
 Prints a table and writes JSON (``--out-json``). Results are recorded in benchmarks/RESULTS.md.
+With ``--ckpt DIR`` on a clip (not ``--toy``, which has no audio) the checkpoint is renderable by
+``python -m talklib render --checkpoint DIR``: before the fit an audio -> expression network is
+trained on the clip's speech (``--a2e-steps``) and saved with the render settings (``render_extra``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def load_scene(args, dev):
 
     ds = load_dataset(args.data)
     clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
+    args._clip = clip
     parts = tuple(p for p in args.parts.split(",") if p)
     t = time.perf_counter()
     s = from_clip(clip, size=args.size, max_frames=args.frames or None, parts=parts, exp_dims=args.exp_dims or None,
@@ -57,6 +61,36 @@ def load_scene(args, dev):
     print(f"loaded {clip.path}: {s.images.shape[0]} frames {s.H}x{s.W}, novel {sorted(s.novel)} "
           f"in {time.perf_counter() - t:.1f}s", flush=True)
     return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})"
+
+
+def render_settings(args, scene, dev) -> dict | None:
+    """What ``python -m talklib render`` needs with the checkpoint (``render_extra``): the camera, the
+    background, the mean condition, and an audio -> f_exp network trained on the clip's speech and
+    ground-truth expression (as notebook 03 does, on this one clip). None for the toy head (no audio)
+    or when f_exp is not a condition part."""
+    clip = getattr(args, "_clip", None)
+    if clip is None or "f_exp" not in scene.cond_parts:
+        print("checkpoint: no render settings (the toy head has no audio, or f_exp is not conditioned on): "
+              "`talklib render` cannot use it", flush=True)
+        return None
+    from talklib.nerf.audio2exp import Audio2Exp, fit_audio2exp, mel_windows
+    from talklib.nerf.talk import render_extra
+
+    names = list(scene.cond_parts)
+    s0 = sum(scene.cond_parts[k] for k in names[:names.index("f_exp")])
+    k = scene.cond_parts["f_exp"]
+    try:
+        win = clip.audio_features("mel_win")
+    except Exception:  # noqa: BLE001 - features not written yet: compute them
+        win = mel_windows(clip.audio(), clip.n_frames)
+    exp = clip.exp()[: len(win), :k]
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    a2e = Audio2Exp(out_dim=k).to(dev)
+    fit_audio2exp(a2e, [win[: len(exp)]], [exp], steps=args.a2e_steps, seed=0, progress=False)
+    print(f"audio -> expression network: {args.a2e_steps} steps in {time.perf_counter() - t:.1f}s", flush=True)
+    default = scene.cond[torch.as_tensor(scene.train_idx).to(scene.cond.device)].mean(0)
+    return render_extra(scene, a2e.eval(), (s0, s0 + k), default)
 
 
 def timed(fn, reps: int, dev) -> float:
@@ -100,7 +134,9 @@ def main() -> int:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--eval-frames", type=int, default=0, help="score N evenly spaced held-out frames (0: all)")
     ap.add_argument("--out-json", default="")
-    ap.add_argument("--ckpt", default="", help="checkpoint folder: training resumes from DIR/nerf.pt when it is there")
+    ap.add_argument("--ckpt", default="", help="checkpoint folder: training resumes from DIR/nerf.pt when it is there; "
+                    "on a clip it is renderable by `python -m talklib render`")
+    ap.add_argument("--a2e-steps", type=int, default=1000, help="with --ckpt: steps of the audio -> expression network")
     ap.add_argument("--half-train", type=int, default=0, help="1: bf16 autocast in the field while training")
     args = ap.parse_args()
     if args.toy and not args.frames:
@@ -113,6 +149,7 @@ def main() -> int:
     pick = slice(None)
     if args.eval_frames and args.eval_frames < len(test):   # evenly spaced held-out frames (and their novel views)
         pick = torch.linspace(0, len(test) - 1, args.eval_frames).round().long()
+    extra = render_settings(args, scene, dev) if args.ckpt else None   # before the seed: the model is as without
     torch.manual_seed(0)
     model = model_for_scene(scene, upsample=args.upsample, n_samples=args.samples, occ_res=args.occ_res,
                             field=dict(feat_dim=args.feat_dim if args.upsample > 1 else 3,
@@ -137,7 +174,7 @@ def main() -> int:
                     occ_conds=16, progress=False, time_budget_s=args.fit_seconds, callback=cb,
                     mask_weight=args.mask_weight, depth_weight=args.depth_weight, callback_every=args.eval_every,
                     ckpt_dir=args.ckpt or None, half=bool(args.half_train),
-                    window=args.train_window))
+                    window=args.train_window, extra=extra))
     fit_wall = time.perf_counter() - t_fit
     model.eval()
     with torch.no_grad():
