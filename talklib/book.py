@@ -46,9 +46,12 @@ def finished(run: Path) -> tuple[list[str], dict[str, str]]:
             status = info.get("status")
             if status == "ok" and path.is_file():
                 done.append(nb.name)
+            elif status == "running":   # in a run whose process is gone (a live one was refused above)
+                left[nb.name] = "interrupted: its run was killed"
             else:
                 error = info.get("error")
-                left[nb.name] = f"{status}: {error[:80]}" if status == "failed" and error else str(status)
+                left[nb.name] = (f"{status}: {error[:80]}" if status == "failed" and error
+                                 else "not run" if status in ("pending", None) else str(status))
         elif not path.is_file():
             left[nb.name] = "not run"
         elif _has_error(path):
