@@ -87,7 +87,9 @@ PARAMS: list[Param] = [
     Param("nerf_size", int, 64, 512, "frame size the NeRF is fitted and scored at, pixels (frames are resized)"),
     Param("nerf_steps", int, 1200, 13000, "NeRF training steps (the learning rate decays to 1/10 over them)"),
     Param("nerf_frames_per_step", int, 1, 2, "whole training frames rendered per NeRF step"),
-    Param("nerf_fit_seconds", float, 150.0, 600.0, "stop NeRF training after this many seconds"),
+    Param("nerf_fit_seconds", float, 3600.0, 3600.0,
+          "safety limit: stop NeRF training after this many seconds (the fit is meant to end at nerf_steps; "
+          "notebook 03 refuses a fit cut short, since its results would depend on the machine's speed)"),
     Param("nerf_lr", float, 0.01, 0.005, "Adam learning rate of the NeRF (tri-planes get twice this)"),
     Param("nerf_samples", int, 32, 48, "samples per ray between the head box's near and far bounds"),
     Param("nerf_upsample", int, 2, 4, "H_u upsampling factor: the field is rendered at size / factor"),

@@ -149,6 +149,9 @@ def plan(preset: str, out: Path, overrides: dict[str, Any], notebooks: list[Note
     """Each notebook with the parameters it will get: its own names, from the preset and overrides."""
     values = config.preset(preset)
     values.update(overrides)
+    if "data_dir" not in overrides and values["seed"] != config.preset(preset)["seed"]:
+        # another seed is another synthetic speaker: give it its own folder, so the preset's stays as built
+        values["data_dir"] = f"{values['data_dir']}-seed{values['seed']}"
     values["preset"] = preset
     values["run_dir"] = str(out)
     values["resume"] = bool(resume)
