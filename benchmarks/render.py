@@ -47,28 +47,26 @@ def load_scene(args, dev):
         t = time.perf_counter()
         s = toy_scene(args.frames, args.size, seed=0, head_yaw_deg=15.0, test_every=11, device=dev)
         print(f"toy scene {args.frames} frames {args.size}^2 in {time.perf_counter() - t:.1f}s", flush=True)
-        return s, "toy"
+        return s, "toy", None
     from talklib.data.dataset import load_dataset
     from talklib.nerf.scene import from_clip
 
     ds = load_dataset(args.data)
     clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
-    args._clip = clip
     parts = tuple(p for p in args.parts.split(",") if p)
     t = time.perf_counter()
     s = from_clip(clip, size=args.size, max_frames=args.frames or None, parts=parts, exp_dims=args.exp_dims or None,
                   masks=args.mask_weight > 0, depth=args.depth_weight > 0, box_scale=args.box_scale, device=dev)
     print(f"loaded {clip.path}: {s.images.shape[0]} frames {s.H}x{s.W}, novel {sorted(s.novel)} "
           f"in {time.perf_counter() - t:.1f}s", flush=True)
-    return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})"
+    return s.to(dev), f"{clip.path} ({clip.n_frames} frames, {clip.size[1]}x{clip.size[0]})", clip
 
 
-def render_settings(args, scene, dev) -> dict | None:
+def render_settings(args, scene, clip, dev) -> dict | None:
     """What ``python -m talklib render`` needs with the checkpoint (``render_extra``): the camera, the
     background, the mean condition, and an audio -> f_exp network trained on the clip's speech and
     ground-truth expression (as notebook 03 does, on this one clip). None for the toy head (no audio)
     or when f_exp is not a condition part."""
-    clip = getattr(args, "_clip", None)
     if clip is None or "f_exp" not in scene.cond_parts:
         print("checkpoint: no render settings (the toy head has no audio, or f_exp is not conditioned on): "
               "`talklib render` cannot use it", flush=True)
@@ -144,12 +142,12 @@ def main() -> int:
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    scene, source = load_scene(args, dev)
+    scene, source, clip = load_scene(args, dev)
     test = torch.as_tensor(scene.test_idx)
     pick = slice(None)
     if args.eval_frames and args.eval_frames < len(test):   # evenly spaced held-out frames (and their novel views)
         pick = torch.linspace(0, len(test) - 1, args.eval_frames).round().long()
-    extra = render_settings(args, scene, dev) if args.ckpt else None   # before the seed: the model is as without
+    extra = render_settings(args, scene, clip, dev) if args.ckpt else None   # before the seed: the model is as without
     torch.manual_seed(0)
     model = model_for_scene(scene, upsample=args.upsample, n_samples=args.samples, occ_res=args.occ_res,
                             field=dict(feat_dim=args.feat_dim if args.upsample > 1 else 3,
