@@ -14,13 +14,13 @@ def _run(capsys, *argv):
 
 def test_text_clip(tmp_path, capsys):
     out = tmp_path / "hello"
-    code, _ = _run(capsys, "--out", str(out), "--text", "Hello.", "-p", "synth_size=40", "-p", "synth_views=yaw_p30",
+    code, _ = _run(capsys, "--out", str(out), "--text", "Hello.", "-p", "synth_size=64", "-p", "synth_views=yaw_p30",
                    "--identity", "1")
     assert code == 0
     from talklib.data.dataset import load_clip
 
     clip = load_clip(out)
-    assert clip.identity == "id01" and clip.views == ["front", "yaw_p30"] and clip.size == (40, 40)
+    assert clip.identity == "id01" and clip.views == ["front", "yaw_p30"] and clip.size == (64, 64)
     assert np.abs(clip.id_coeffs()).sum() > 0
     # existing output without --force
     code, err = _run(capsys, "--out", str(out), "--text", "Hello again.")
@@ -30,8 +30,8 @@ def test_text_clip(tmp_path, capsys):
 def test_audio_clip(tmp_path, capsys):
     from talklib.audio.arctic import arctic_path
 
-    code, _ = _run(capsys, "--out", str(tmp_path / "a"), "--audio", str(arctic_path()), "-p", "synth_size=32",
-                   "-p", "synth_views=")
+    code, _ = _run(capsys, "--out", str(tmp_path / "a"), "--audio", str(arctic_path()), "-p", "synth_size=64",
+                   "-p", "synth_views=front")
     assert code == 0
 
 
@@ -41,7 +41,7 @@ def test_audio_clip(tmp_path, capsys):
     (["-p", "synth_sise=3"], "unknown parameter 'synth_sise'"),
     (["-p", "synth_size=big"], "synth_size takes a int"),
     (["--identity", "-1", "--text", "hi"], "--identity -1 is negative"),
-    (["--text", "hi", "-p", "synth_views=side"], "unknown view 'side'"),
+    (["--text", "hi", "-p", "synth_views=side"], "synth_views must be"),
 ])
 def test_bad_arguments(tmp_path, capsys, argv, message):
     code, err = _run(capsys, "--out", str(tmp_path / "o"), *argv)

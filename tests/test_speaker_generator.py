@@ -71,7 +71,7 @@ def _digest(root):
 def test_same_seed_byte_identical_and_reuse(tmp_path):
     from talklib.speaker.build import ensure_corpus
 
-    tiny = dict(size=40, train_seconds=0.5, test_seconds=0.5, speech_clips=1, views="yaw_m30",
+    tiny = dict(size=64, train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_m30",
                 lighting_drift=True)
     a = ensure_corpus(tmp_path / "a", "small", 3, progress=False, **tiny)
     b = ensure_corpus(tmp_path / "b", "small", 3, progress=False, **tiny)
@@ -83,8 +83,8 @@ def test_same_seed_byte_identical_and_reuse(tmp_path):
     assert ensure_corpus(tmp_path / "a", "small", 3, progress=False).fingerprint == a.fingerprint
     assert ensure_corpus(tmp_path / "a", "small", 3, progress=False, **tiny).fingerprint == a.fingerprint
     assert (a.path / "corpus.json").stat().st_mtime_ns == stamp
-    d = ensure_corpus(tmp_path / "a", "small", 3, progress=False, **{**tiny, "size": 32})
-    assert d.fingerprint != a.fingerprint and d.clip().size == (32, 32)
+    d = ensure_corpus(tmp_path / "a", "small", 3, progress=False, **{**tiny, "size": 72})
+    assert d.fingerprint != a.fingerprint and d.clip().size == (72, 72)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp folders left
 
 

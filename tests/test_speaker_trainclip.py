@@ -10,7 +10,7 @@ import torch
 
 from talklib.cli import main
 
-TINY = dict(train_seconds=2.0, test_seconds=0.5, size=64, views="yaw_m30", identities=2, speech_clips=0)
+TINY = dict(train_seconds=2.0, test_seconds=1.0, size=64, views="yaw_m30", identities=2, speech_clips=0)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -49,8 +49,8 @@ def test_unknown_identity(tmp_path):
 
 def test_no_pocketsphinx_or_pysptk(tmp_path):
     code = ("import sys; from talklib.speaker.build import build_training_clip; "
-            f"build_training_clip({str(tmp_path / 'c')!r}, 'small', 0, 0, progress=False, size=32, "
-            "train_seconds=0.5, views=''); "
+            f"build_training_clip({str(tmp_path / 'c')!r}, 'small', 0, 0, progress=False, size=64, "
+            "train_seconds=1.0, views='front'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pocketsphinx', 'pysptk', 'mediapipe')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -136,7 +136,7 @@ def _cli(capsys, *argv):
 
 def test_cli_train_clip(tmp_path, capsys):
     code, cap = _cli(capsys, "--train-clip", "--out", str(tmp_path / "t"), "--identity", "1", "-p", "identities=2",
-                     "-p", "synth_size=32", "-p", "train_seconds=0.5", "-p", "synth_views=yaw_m20")
+                     "-p", "synth_size=64", "-p", "train_seconds=1", "-p", "synth_views=yaw_m20")
     assert code == 0 and "wrote clip" in cap.out and "on cpu" in cap.out
     from talklib.data.dataset import load_clip
 
