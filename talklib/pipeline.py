@@ -309,7 +309,7 @@ def reproduce(preset: str | None, out: str | Path, only: list[str] | None = None
             execute(step, out, prepare_to=prepare_to)
             if step.status != "ok":
                 raise UserError(f"could not prepare {step.notebook.name}: {step.error}")
-        print(f"prepared {len(steps)} notebooks in {os.path.relpath(prepare_to)} (run_dir {os.path.relpath(out)})")
+        print(f"prepared {len(steps)} notebooks in {_rel(prepare_to)} (run_dir {_rel(out)})")
         return True, prepare_to
     lock = _lock(out)
     try:
