@@ -317,18 +317,19 @@ def reproduce(preset: str | None, out: str | Path, only: list[str] | None = None
         if last is not None and last.get("state") == "running":   # its process died: the lock was free
             _mark_interrupted(out, last)
             print(f"note: the last run in {_rel(out)} (pid {last.get('pid', '?')}) stopped before it finished "
-                  f"(killed?): marked interrupted{'' if resume else '; --resume would have continued it'}")
+                  f"(killed?): marked interrupted{'' if resume else '; this run starts afresh (--resume would have continued it)'}")
         removed = clean_stale(out)
         if removed:
             print(f"removed {len(removed)} temporary file(s) a killed run left in {_rel(out)}")
         if prev is not None:
             meta["started"], meta["command"] = prev.get("started", started), prev.get("command", meta["command"])
-            meta["resumed"] = list(prev.get("resumed", [])) + [started]
+            meta["resumed"] = list(prev.get("resumed", []))
             kept = _keep_finished(steps, out, last or prev)
             if kept == len(steps):
                 print(f"every notebook of {_rel(out)} finished already: nothing to resume")
                 meta["finished"] = (last or prev).get("finished") or started
                 return True, write_report(out, steps, meta, state="complete")
+            meta["resumed"].append(started)
         meta["pid"] = os.getpid()
         return _run_steps(out, steps, meta, lock)
     finally:

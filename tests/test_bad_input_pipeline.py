@@ -220,6 +220,7 @@ def test_kill_9_is_detected_and_resume_continues_from_the_unfinished_notebook(tm
     assert not _left_behind(out)
     again = talklib("reproduce", "--notebooks", str(nbs), "--out", str(out), "--resume")
     assert again.returncode == 0 and "nothing to resume" in again.stdout
+    assert read_run(out)["resumed"] == meta["resumed"] and read_run(out)["state"] == "complete"
 
 
 def test_a_fresh_run_after_a_kill_says_so_and_starts_afresh(tmp_path):
