@@ -245,6 +245,15 @@ def test_a_damaged_checkpoint_is_refused_not_rendered_black(ckpt, wav, tmp_path,
     assert needle in err and not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))
 
 
+def test_a_checkpoint_whose_parts_do_not_fit_is_refused(ckpt, wav, tmp_path, capsys):
+    blob = torch.load(ckpt / "nerf.pt", weights_only=True)
+    blob["extra"]["bg"] = blob["extra"]["bg"][:8]
+    (tmp_path / "bad").mkdir()
+    torch.save(blob, tmp_path / "bad" / "nerf.pt")
+    _one_line(*_render(capsys, tmp_path / "bad", wav, tmp_path / "t.mp4")[::2], "do not fit together")
+    assert not list(tmp_path.glob("*.mp4"))
+
+
 def test_a_checkpoint_without_render_settings_says_what_is_missing(ckpt, wav, tmp_path, capsys):
     from talklib.nerf.train import load_checkpoint, model_from_checkpoint, save_checkpoint
 

@@ -70,6 +70,11 @@ def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tup
         a2e.load_state_dict(extra["audio2exp"]["state"])
     except RuntimeError:
         raise UserError(f"checkpoint {ckpt_dir}: its audio network does not fit its configuration: retrain it") from None
+    cam = extra["camera"]
+    if (tuple(extra["c2w"].shape) != (4, 4) or tuple(extra["bg"].shape) != (cam["H"], cam["W"], 3)
+            or cam["H"] % model.cfg.upsample or cam["W"] % model.cfg.upsample):
+        raise UserError(f"checkpoint {ckpt_dir}: its camera ({cam['W']}x{cam['H']}, c2w {tuple(extra['c2w'].shape)}) "
+                        f"and background {tuple(extra['bg'].shape)} do not fit together: the file is damaged, retrain")
     return model.to(device).eval(), a2e.to(device).eval(), extra
 
 
