@@ -58,7 +58,7 @@ def check_seed(seed: int) -> int:
 
 
 def talklib_dataset(path: str | Path) -> str | None:
-    """"corpus" or "clip" (or "speech") when the folder ``path`` is one talklib wrote, else None.
+    """The kind of dataset talklib wrote at the folder ``path`` ("corpus", "clip" or "speech"), else None.
 
     A corpus holds ``corpus.json`` (with ``clips``), a clip ``dataset.json`` (with ``kind``); a damaged
     description still counts when the folder has talklib's layout around it (``clips/``; ``aud.wav``, ``gt/``).
