@@ -9,7 +9,7 @@ import pytest
 from talklib.data.dataset import (AU_NAMES, PHONES, Clip, load_clip, load_corpus, load_dataset, validate_clip)
 from talklib.errors import UserError
 
-TINY = dict(size=48, train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_p30")
+TINY = dict(size=64, train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_p30")
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,13 @@ def test_corpus_structure(corpus):
 def test_clip_arrays(corpus):
     clip = corpus.clip()
     T, (H, W) = clip.n_frames, clip.size
-    assert (H, W) == (48, 48) and clip.views == ["front", "yaw_p30"]
+    assert (H, W) == (64, 64) and clip.views == ["front", "yaw_p30"]
     assert clip.audio().shape == (T * 640,) and clip.audio().dtype == np.float32
-    assert clip.frames("front", [0, 1]).shape == (2, 48, 48, 3)
+    assert clip.frames("front", [0, 1]).shape == (2, 64, 64, 3)
     assert clip.frames("yaw_p30", [0]).dtype == np.uint8
     a = clip.alpha("front", [0])
-    assert a.shape == (1, 48, 48) and 0.1 < a.mean() < 0.9
-    assert clip.background().shape == (48, 48, 3)
+    assert a.shape == (1, 64, 64) and 0.1 < a.mean() < 0.9
+    assert clip.background().shape == (64, 64, 3)
     assert clip.exp().shape == (T, 79) and clip.id_coeffs().shape == (100,) and clip.alb_coeffs().shape == (100,)
     assert clip.illu().shape == (T, 27) and clip.pose().shape == (T, 6) and clip.head_pose().shape == (T, 4, 4)
     assert clip.au_intensity().shape == (T, 10) and clip.au_labels().dtype == np.uint8

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-TINY = dict(size=48, train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_p30")
+TINY = dict(size=64, train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_p30")
 
 
 @pytest.fixture(scope="module")
