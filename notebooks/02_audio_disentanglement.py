@@ -146,7 +146,7 @@ for name, spec in c0.meta["files"].items():
 # %% [markdown]
 # ## 2.3 SpeechSplit: three bottlenecks (disentangled-audio NeRF Eq. 5–6)
 # $$A_c = E_c(C_c),\quad A_r = E_r(C_r),\quad A_p = E_p(C_p),\qquad \hat S = D(A_c, A_r, A_p)$$
-# The content encoder sees the mel **randomly resampled** in time (segments of 19–32 frames, each
+# The content encoder sees the mel **randomly resampled** in time (segments of 19–31 frames, each
 # stretched by 0.5–1.5×, at its input and after every conv), so its code cannot keep the timing; the
 # pitch encoder sees the normalised F0 resampled the same way; the rhythm encoder sees the original
 # mel but through a 2-d code. The decoder must put content, timing and pitch back together — so

@@ -35,6 +35,18 @@ def test_random_resample_index_segments():
     assert torch.allclose(SS.resample_time(x, torch.tensor([[0.0, 2.5, 9.0]]))[0, 0], torch.tensor([0.0, 2.5, 9.0]))
 
 
+def test_random_resample_segments_are_19_to_31_frames():
+    """SpeechSplit's InterpLnr draws segment lengths with randint(19, 32): 19..31 frames, each one factor."""
+    g = torch.Generator().manual_seed(0)  # (a seed where no two neighbours draw near-equal factors)
+    lengths = []
+    for _ in range(20):
+        pos = SS.random_resample_index(400, g)
+        steps = torch.diff(pos)[pos[1:] < 399]  # the clamped tail is not a segment
+        change = torch.nonzero(torch.abs(torch.diff(steps)) > 1e-4).flatten()
+        lengths += torch.diff(change).tolist()  # whole segments between two factor changes
+    assert min(lengths) >= 19 and max(lengths) <= 31 and {19, 31} <= set(lengths)
+
+
 def test_speechsplit_shapes_bottleneck_and_train_step():
     torch.manual_seed(0)
     m = SS.SpeechSplit(TINY)
@@ -65,8 +77,10 @@ def test_speechsplit_learns_and_checkpoint(tmp_path):
                       "speaker": np.eye(2, dtype=np.float32)[k % 2]})
     torch.manual_seed(0)
     m = SS.SpeechSplit(TINY)
-    losses = SS.train_speechsplit(m, items, steps=40, batch=4, length=64, lr=3e-3, progress=False)
+    losses = SS.train_speechsplit(m, items, steps=40, batch=4, length=64, lr=3e-3, progress=False, lr_final=0.1)
     assert losses[-1] < 0.3 * losses[0]
+    with pytest.raises(ValueError, match="lr_final"):
+        SS.train_speechsplit(m, items, steps=1, lr_final=0.0, progress=False)
     SS.save_speechsplit(m, tmp_path / "ss.pt")
     m2 = SS.load_speechsplit(tmp_path / "ss.pt")
     c1 = SS.codes_of(m, items[0]["mel"], items[0]["f0_onehot"])

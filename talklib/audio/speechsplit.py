@@ -5,7 +5,7 @@ Disentangled audio NeRF Eq. (5)–(6), after SpeechSplit (Qian et al., 2020):
     A_c = E_c(C_c),  A_r = E_r(C_r),  A_p = E_p(C_p)          (5)
     S_hat = D(A_c, A_r, A_p)                                  (6)
 
-- ``C_c``: the mel spectrogram S (M, 80), **randomly resampled** in time (segments of 19–32 frames,
+- ``C_c``: the mel spectrogram S (M, 80), **randomly resampled** in time (segments of 19–31 frames,
   each stretched by a factor in [0.5, 1.5)) at the input and after every conv layer — so the content
   code cannot carry timing;
 - ``C_p``: the speaker-normalised F0 as a 257-way one-hot, resampled together with the mel (the
@@ -49,7 +49,7 @@ class SpeechSplitConfig:
     freq: int = 8
     n_speakers: int = 1
     seg_min: int = 19
-    seg_max: int = 32
+    seg_max: int = 31  # inclusive: SpeechSplit's randint(19, 32)
     scale_min: float = 0.5
     scale_max: float = 1.5
 
@@ -59,7 +59,7 @@ class SpeechSplitConfig:
         return 2 * self.neck_content, 2 * self.neck_rhythm, 2 * self.neck_pitch
 
 
-def random_resample_index(length: int, generator: torch.Generator, seg_min: int = 19, seg_max: int = 32,
+def random_resample_index(length: int, generator: torch.Generator, seg_min: int = 19, seg_max: int = 31,
                           scale_min: float = 0.5, scale_max: float = 1.5) -> Tensor:
     """Fractional source positions (length,) of one random resampling.
 
@@ -197,17 +197,23 @@ def random_crops(items: list[dict], batch: int, length: int, rng: np.random.Gene
 
 def train_speechsplit(model: SpeechSplit, items: list[dict], steps: int, batch: int = 8, length: int = 128,
                       lr: float = 1e-3, seed: int = 0, device: torch.device | str = "cpu",
-                      progress: bool = True) -> list[float]:
+                      progress: bool = True, lr_final: float = 1.0) -> list[float]:
     """Train with MSE(S_hat, S) on random crops; returns the loss curve (one value per step).
 
     items: dicts with ``mel`` (M, 80), ``f0_onehot`` (M, 257), ``speaker`` (n_speakers,) one-hot.
+    The learning rate follows a cosine from ``lr`` down to ``lr * lr_final`` (1.0: constant).
     """
+    if steps < 1 or batch < 1 or length < 1 or lr <= 0 or not 0 < lr_final <= 1:
+        raise ValueError(f"train_speechsplit needs steps, batch, length >= 1, lr > 0 and 0 < lr_final <= 1 "
+                         f"(got {steps}, {batch}, {length}, {lr}, {lr_final})")
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    cosine = lambda i: lr_final + (1 - lr_final) * 0.5 * (1 + np.cos(np.pi * i / max(1, steps - 1)))  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     losses = []
     for _ in tqdm(range(steps), desc="SpeechSplit", disable=not progress):
         b = {k: v.to(device) for k, v in random_crops(items, batch, length, rng).items()}
@@ -217,6 +223,7 @@ def train_speechsplit(model: SpeechSplit, items: list[dict], steps: int, batch: 
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sched.step()
         losses.append(loss.item())
     model.eval()
     return losses
