@@ -3,12 +3,14 @@
 Each command lives in the module that owns its concept and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so that ``--help`` and argument errors are
 fast. A ``UserError`` becomes one line on stderr and exit status 2; Ctrl-C one line and status 130.
+SIGTERM (``kill PID``) is handled as Ctrl-C, so a command stopped that way removes its temporaries too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from talklib.errors import UserError
@@ -39,8 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("(terminated)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:   # run as the program, not from a test calling main(): SIGTERM behaves as Ctrl-C
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args._run(args) or 0)
     except UserError as e:

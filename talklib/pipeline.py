@@ -38,7 +38,7 @@ from typing import Any
 
 from talklib import config
 from talklib.errors import UserError
-from talklib.outputs import atomic_write_text, read_metrics
+from talklib.outputs import atomic_write_text, pid_alive, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -199,7 +199,7 @@ def _stop_kernels(managers: list) -> None:
 
     for km in managers:
         pid = getattr(getattr(km, "provisioner", None), "pid", None)
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)   # the kernel leads its own session (jupyter_client)
             except OSError:
@@ -411,18 +411,6 @@ def _check_out(out: Path) -> None:
             break
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _lock(out: Path) -> int | None:
     """Lock the run folder (``flock`` on the folder itself, dropped when the holder dies); UserError when
     another process holds it. None where the system has no ``flock``."""
@@ -436,7 +424,7 @@ def _lock(out: Path) -> int | None:
     except OSError:
         os.close(fd)
         pid = (read_run(out) or {}).get("pid")
-        if isinstance(pid, int) and not _pid_alive(pid):
+        if isinstance(pid, int) and not pid_alive(pid):
             raise UserError(f"run folder {_rel(out)} is still held by the notebook kernel of a killed run (pid {pid}): "
                             "it exits within seconds, try again then") from None
         raise UserError(f"run folder {_rel(out)} is in use by another reproduce (pid {pid or '?'}): wait for it to "
@@ -475,7 +463,7 @@ def clean_stale(out: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(out):
         for name in filenames + dirnames:
             m = _TEMP.match(name)
-            if m is None or (m["pid"] is not None and _pid_alive(int(m["pid"]))):
+            if m is None or (m["pid"] is not None and pid_alive(int(m["pid"]))):
                 continue
             p = Path(dirpath) / name
             if p.is_dir() and not p.is_symlink():

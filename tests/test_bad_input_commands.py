@@ -321,3 +321,21 @@ def test_eval_out_is_checked_before_anything_is_computed(tmp_path, capsys):
                           "--out", tmp_path / "missing" / "m.json")
     _one_line(code, err, "does not exist: create it")
     assert _listing(tmp_path) == ["res"] and out == ""
+
+
+def test_sigterm_during_synth_stops_cleanly(tmp_path):
+    """``kill PID`` (SIGTERM) is handled like Ctrl-C: one line, exit 130, the half-built folder removed."""
+    import signal
+    import time
+
+    text = "Hello there, this is a long sentence. " * 40
+    proc = subprocess.Popen([sys.executable, "-m", "talklib", "synth", "--text", text, "--out", str(tmp_path / "clip"),
+                             *TINY], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".clip.building-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.time() < deadline, "synth ended before it started building"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].strip().splitlines()[-1]
+    assert proc.returncode == 130 and err == "error: interrupted (terminated)", err
+    assert _listing(tmp_path) == [], _listing(tmp_path)
