@@ -38,6 +38,7 @@ unit: $(STAMP)
 	$(PY) -m pytest -q tests
 
 book: $(STAMP)
+	@test -f $(RUN)/run.json || $(PY) -m talklib reproduce --preset $(PRESET) --out $(RUN)
 	$(PY) -m talklib book --run $(RUN)
 
 lab: $(STAMP)
