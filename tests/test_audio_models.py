@@ -91,6 +91,9 @@ def test_speechsplit_learns_and_checkpoint(tmp_path):
     assert np.array_equal(sw["pitch"], c1["pitch"][:60] + 1)
     assert SS.reconstruct(m, sw, items[0]["speaker"]).shape == (60, 80)
     assert SS.codes_per_frame(c1, 25)["pitch"].shape == (25, 64)
+    rel = SS.code_reliance(m, items[:2])
+    assert set(rel) == {"all", "no content", "no rhythm", "no pitch"} and all(np.isfinite(v) for v in rel.values())
+    assert rel["all"] <= 1.05 * min(rel.values())  # the trained decoder does best with every code
     with pytest.raises(ValueError):
         SS.swap_codes(c1, c1, ("timbre",))
 

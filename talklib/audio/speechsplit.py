@@ -247,6 +247,26 @@ def reconstruct(model: SpeechSplit, codes: dict[str, np.ndarray], speaker: np.nd
     return model.decode(t("content"), t("rhythm"), t("pitch"), spk)[0].cpu().numpy()
 
 
+@torch.no_grad()
+def code_reliance(model: SpeechSplit, items: list[dict], device: torch.device | str = "cpu") -> dict[str, float]:
+    """Which code does the decoder D of Eq. (6) use? MSE(S_hat, S) over ``items`` (dicts with ``mel``,
+    ``f0_onehot``, ``speaker``) with all codes (``all``), and with one kind replaced by its mean over
+    every frame of the items (``no content`` / ``no rhythm`` / ``no pitch``): a code the decoder relies
+    on raises the error when it is taken away; one it ignores leaves the error where it was."""
+    codes = [codes_of(model, it["mel"], it["f0_onehot"], device) for it in items]
+    means = {k: np.concatenate([c[k] for c in codes]).mean(0) for k in ("content", "rhythm", "pitch")}
+    out = {}
+    for name, drop in (("all", None), ("no content", "content"), ("no rhythm", "rhythm"), ("no pitch", "pitch")):
+        err, n = 0.0, 0
+        for it, c in zip(items, codes):
+            if drop is not None:
+                c = {**c, drop: np.broadcast_to(means[drop], c[drop].shape).astype(np.float32)}
+            err += float(np.sum((reconstruct(model, c, it.get("speaker"), device) - it["mel"]) ** 2))
+            n += it["mel"].size
+        out[name] = err / n
+    return out
+
+
 def codes_per_frame(codes: dict[str, np.ndarray], n_frames: int) -> dict[str, np.ndarray]:
     """Mel-rate codes (M, D) -> one row per video frame (N, D) (interpolated onto the 50 Hz stream, averaged)."""
     out = {}
