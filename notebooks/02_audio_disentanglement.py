@@ -48,7 +48,7 @@ audio_ss_lr = 3e-3
 audio_rec_steps = 250
 audio_rec_hidden = 64
 audio_sync_steps = 1000
-audio_sync_dim = 32
+audio_sync_dim = 64
 audio_sync_max_shift = 10
 
 # %%
@@ -321,6 +321,7 @@ assert swap_table["A with B's rhythm"][1] > swap_table["A with B's rhythm"][0]
 # $f_a$: a CNN over the 16-step mel window of a frame; $f_m$: an MLP over 5 frames of the
 # ground-truth mouth expression (jaw, lips, pucker, stretch, smile ...). Both end in a ReLU, so the
 # cosine is a probability. Negatives: the same clip shifted by 1–10 frames, or another clip.
+# Adam with a one-cycle learning rate (warm-up, then annealing to ~0), so the encoders settle.
 # Test: for every frame of the held-out clips, which of the 21 offsets $-10..10$ scores highest?
 
 # %%
@@ -346,7 +347,8 @@ fig.update_xaxes(title_text="audio offset (frames)", row=1, col=2)
 fig.update_layout(height=320, showlegend=False)
 save_figure(fig, run_dir, NB, "sync_offset_curve")
 fig.show()
-assert sync["frame_acc"] > 3 * sync["chance"]
+# small preset, seeds 0-4: frame_acc 0.27-0.42 (5.6-8.9x chance; benchmarks/RESULTS.md), asserted > 3x
+assert sync["frame_acc"] > 3 * sync["chance"], (sync["frame_acc"], sync["chance"])
 assert int(np.argmax(sync["curve"])) == audio_sync_max_shift
 
 # %% [markdown]

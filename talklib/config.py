@@ -81,7 +81,7 @@ PARAMS: list[Param] = [
     Param("audio_rec_steps", int, 250, 5000, "phoneme-recognizer training steps"),
     Param("audio_rec_hidden", int, 64, 256, "phoneme-recognizer width"),
     Param("audio_sync_steps", int, 1000, 5000, "contrastive sync (DFA-NeRF Eq. 3) training steps"),
-    Param("audio_sync_dim", int, 32, 128, "contrastive embedding size f_a / f_m"),
+    Param("audio_sync_dim", int, 64, 128, "contrastive embedding size f_a / f_m"),
     Param("audio_sync_max_shift", int, 10, 10, "largest time shift (frames) for negatives and the offset test"),
     # --- 03 conditional NeRF (issue 5) -----------------------------------------------------------
     Param("nerf_size", int, 64, 512, "frame size the NeRF is fitted and scored at, pixels (frames are resized)"),
