@@ -38,3 +38,33 @@ def test_training_recovers_offsets():
     for d in (-7, 4):
         s = score_clip(model, SyncClip(crops, clip_mel(shift_audio(audio, d), len(crops))))
         assert s.offset == -d
+
+
+def test_relight_pairs_and_range():
+    from talklib.sync.train import relight
+
+    rng = np.random.default_rng(0)
+    v = rng.random((6, 5, 3, 24, 40)).astype(np.float32)
+    assert relight((v,), rng, 0.0)[0] is v
+    a, b = relight((v, v.copy()), np.random.default_rng(1), 1.0)
+    assert a.shape == v.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, b)  # a window and its partner are lit alike
+    assert np.abs(a - v).mean() > 0.02  # ... and differently from the original
+
+
+def test_input_norm_ignores_exposure_and_old_checkpoints_keep_raw_input(tmp_path):
+    from talklib.sync.model import SyncNet, load_sync, save_sync
+
+    torch.manual_seed(0)
+    model = SyncNet(SyncConfig(dim=16)).eval()
+    crops = torch.rand(4, 5, 3, 24, 40) * 0.6 + 0.2
+    e = model.mouth(crops)
+    torch.testing.assert_close(model.mouth(crops * 0.5 + 0.1), e, rtol=0.05, atol=0.05 * float(e.abs().max()))
+    raw = SyncNet(SyncConfig(dim=16, input_norm=False)).eval()
+    assert not torch.allclose(raw.mouth(crops * 0.5 + 0.1), raw.mouth(crops))
+    # a checkpoint written before input_norm existed loads as input_norm=False
+    path = save_sync(raw, tmp_path / "old.pt")
+    blob = torch.load(path, weights_only=True)
+    del blob["config"]["input_norm"]
+    torch.save(blob, path)
+    assert load_sync(path).cfg.input_norm is False

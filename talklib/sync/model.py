@@ -32,6 +32,7 @@ class SyncConfig:
     steps_per_frame: int = 2  # mel stream steps per video frame (50 Hz stream / 25 fps)
     width: int = 16          # channels of the first conv layer (doubling per stage)
     dim: int = 128           # embedding size D
+    input_norm: bool = True  # standardise each window's crops per colour channel (brightness/contrast invariance)
 
     @property
     def audio_steps(self) -> int:
@@ -43,7 +44,12 @@ def _block(cin: int, cout: int, stride) -> nn.Sequential:
 
 
 class MouthEncoder(nn.Module):
-    """(B, T, 3, H, W) mouth crops in [0, 1] -> (B, D) non-negative embedding ``e_l``."""
+    """(B, T, 3, H, W) mouth crops in [0, 1] -> (B, D) non-negative embedding ``e_l``.
+
+    With ``cfg.input_norm`` each window is standardised per colour channel over its T frames and
+    pixels first, so a global change of brightness or contrast (the test clips' lighting differs from
+    the training clip's) does not change the embedding; the mouth's shape and motion remain.
+    """
 
     def __init__(self, cfg: SyncConfig):
         super().__init__()
@@ -55,10 +61,16 @@ class MouthEncoder(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Linear(4 * w, cfg.dim), nn.ReLU())
+        self.input_norm = cfg.input_norm
 
     def forward(self, crops: Tensor) -> Tensor:
         b, t, c, h, w = crops.shape
-        x = crops.reshape(b, t * c, h, w) * 2.0 - 1.0
+        if self.input_norm:
+            mean = crops.mean(dim=(1, 3, 4), keepdim=True)
+            std = crops.std(dim=(1, 3, 4), keepdim=True)
+            x = ((crops - mean) / (std + 0.02)).reshape(b, t * c, h, w)
+        else:
+            x = crops.reshape(b, t * c, h, w) * 2.0 - 1.0
         return self.head(self.net(x))
 
 
@@ -126,7 +138,8 @@ def load_sync(path: str | Path, map_location="cpu") -> SyncNet:
                         f"<run_dir>/models/sync.pt) or give its path")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-        model = SyncNet(SyncConfig(**blob["config"]))
+        # checkpoints written before input_norm existed took the crops as they are
+        model = SyncNet(SyncConfig(**{"input_norm": False, **blob["config"]}))
         model.load_state_dict(blob["state"])
     except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
         raise UserError(f"sync model {path} is not a talklib sync checkpoint ({type(e).__name__}): "

@@ -70,9 +70,38 @@ def _mel_at(clip: SyncClip, starts: np.ndarray, cfg: SyncConfig) -> np.ndarray:
     return clip.mel[np.clip(idx, 0, len(clip.mel) - 1)]
 
 
+def relight(windows: tuple[np.ndarray, ...], rng: np.random.Generator, strength: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Photometric augmentation of video windows (B, T, 3, h, w) in [0, 1]: per window a random
+    exposure and colour gain, a gamma and a linear shading ramp across the crop (light from one side),
+    the same for the window's T frames and for window b of every array in ``windows`` (an in-sync
+    window and its off-sync partner are lit alike). ``strength`` 0 returns them unchanged."""
+    if strength <= 0:
+        return windows
+    b, _, _, h, w = windows[0].shape
+    f32 = np.float32
+    gain = np.exp(strength * (rng.normal(0, 0.35, (b, 1, 1, 1, 1)) + rng.normal(0, 0.1, (b, 1, 3, 1, 1)))).astype(f32)
+    gamma = np.exp(strength * rng.normal(0, 0.3, (b, 1, 1, 1, 1))).astype(f32)
+    ang = rng.uniform(0, 2 * np.pi, b)
+    yy, xx = np.mgrid[-1:1:h * 1j, -1:1:w * 1j]
+    ramp = np.cos(ang)[:, None, None] * xx + np.sin(ang)[:, None, None] * yy  # (B, h, w), |ramp| <= 1.42
+    shade = np.clip(1.0 + strength * rng.uniform(0, 0.6, (b, 1, 1)) * ramp, 0.05, None)[:, None, None].astype(f32)
+    scale = gain * shade  # (B, 1, 3, h, w)
+    out = []
+    for x in windows:
+        y = np.clip(x, 1e-6, 1.0, dtype=f32)
+        np.log(y, out=y)
+        y *= gamma
+        np.exp(y, out=y)  # x ** gamma
+        y *= scale
+        out.append(np.clip(y, 0.0, 1.0, out=y))
+    return tuple(out)
+
+
 def sample_batch(clips: list[SyncClip], cfg: SyncConfig, batch: int, rng: np.random.Generator,
-                 jitter: bool = True):
-    """One training batch: video windows v_i, v_j (B, T, 3, h, w) and mel windows a_i, a_j (B, 2T, 80)."""
+                 jitter: bool = True, augment: float = 0.0, near_max: int = 6):
+    """One training batch: video windows v_i, v_j (B, T, 3, h, w) and mel windows a_i, a_j (B, 2T, 80).
+
+    ``augment`` > 0 relights each pair (v_i, v_j) the same random way (:func:`relight`)."""
     t = cfg.frames
     lengths = np.array([c.n_frames - t + 1 for c in clips])
     which = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
@@ -83,7 +112,7 @@ def sample_batch(clips: list[SyncClip], cfg: SyncConfig, batch: int, rng: np.ran
         n = clip.n_frames - t + 1
         i = rng.integers(0, n, size=k)
         near = rng.random(k) < 0.5
-        s = np.where(near, rng.integers(1, 7, size=k), rng.integers(1, max(n, 2), size=k))
+        s = np.where(near, rng.integers(1, near_max + 1, size=k), rng.integers(1, max(n, 2), size=k))
         s = s * rng.choice([-1, 1], size=k)
         j = np.mod(i + s, n)
         j = np.where(j == i, np.mod(i + 1, n), j)
@@ -93,8 +122,11 @@ def sample_batch(clips: list[SyncClip], cfg: SyncConfig, batch: int, rng: np.ran
         vj.append(_windows_at(clip, j, cfg, oy, ox))
         ai.append(_mel_at(clip, i, cfg))
         aj.append(_mel_at(clip, j, cfg))
-    cat = lambda xs: torch.from_numpy(np.concatenate(xs))  # noqa: E731
-    return cat(vi), cat(vj), cat(ai), cat(aj)
+    cat = lambda xs: np.concatenate(xs)  # noqa: E731
+    vi, vj, ai, aj = cat(vi), cat(vj), cat(ai), cat(aj)
+    if augment > 0:
+        vi, vj = relight((vi, vj), rng, augment)
+    return tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in (vi, vj, ai, aj))
 
 
 def sync_losses(model: SyncNet, vi, vj, ai, aj, loss: str = "both") -> dict[str, torch.Tensor]:
@@ -116,9 +148,11 @@ def sync_losses(model: SyncNet, vi, vj, ai, aj, loss: str = "both") -> dict[str,
 
 
 def train_sync(clips: list[SyncClip], cfg: SyncConfig | None = None, steps: int = 300, batch: int = 48,
-               lr: float = 1e-3, loss: str = "both", seed: int = 0, device="cpu",
+               lr: float = 1e-3, loss: str = "both", seed: int = 0, device="cpu", augment: float = 0.0,
                progress: bool = True) -> tuple[SyncNet, dict[str, list[float]]]:
-    """Train a ``SyncNet`` on ``clips``; returns the model (eval mode) and per-step history."""
+    """Train a ``SyncNet`` on ``clips``; returns the model (eval mode) and per-step history.
+
+    ``augment``: strength of the photometric augmentation (:func:`relight`; 0 = none)."""
     if loss not in ("both", "cosine", "triplet"):
         raise ValueError(f"loss {loss!r}: choose both, cosine or triplet")
     cfg = cfg or SyncConfig()
@@ -134,7 +168,7 @@ def train_sync(clips: list[SyncClip], cfg: SyncConfig | None = None, steps: int 
 
         it = tqdm(it, desc="sync expert", leave=False)
     for _ in it:
-        vi, vj, ai, aj = (x.to(device) for x in sample_batch(clips, cfg, batch, rng))
+        vi, vj, ai, aj = (x.to(device) for x in sample_batch(clips, cfg, batch, rng, augment=augment))
         out = sync_losses(model, vi, vj, ai, aj, loss)
         opt.zero_grad(set_to_none=True)
         out["total"].backward()
