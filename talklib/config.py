@@ -101,6 +101,8 @@ PARAMS: list[Param] = [
     Param("nerf_occ_res", int, 32, 128, "occupancy grid resolution (cells per side)"),
     Param("nerf_a2e_steps", int, 300, 3000, "training steps of the audio -> expression network"),
     Param("nerf_video_frames", int, 50, 250, "frames of the audio-driven video rendered at the end"),
+    Param("nerf_score_size", int, 128, 512, "frames are upscaled to this size for the landmark metrics of the "
+          "audio-driven video (mediapipe needs a face of about 100 px or more)"),
     Param("nerf_exp_dims", int, 12, 12, "expression numbers the NeRF is conditioned on (12 = the named ones, EXP_NAMES)"),
     Param("nerf_illu", bool, True, True, "also condition on the SH lighting f_illu (enters the colour linearly)"),
     Param("nerf_mask_weight", float, 0.0, 0.0, "weight of the opacity-vs-head-mask loss (0 = off)"),
@@ -244,7 +246,8 @@ RULES: dict[str, Rule] = {
     "nerf_upsample": OneOf((1, 2, 4, 8, 16)), "nerf_feat_dim": IntRange(3, 256), "nerf_hidden": _WIDTH,
     "nerf_cond_code": IntRange(1, 1024), "nerf_deform": Flag(),
     "nerf_plane_res": ListOf(IntRange(2, 2048), 1, 8, ints=True), "nerf_occ_res": IntRange(4, 512),
-    "nerf_a2e_steps": _STEPS, "nerf_video_frames": IntRange(1, 1_000_000), "nerf_exp_dims": IntRange(1, 79),
+    "nerf_a2e_steps": _STEPS, "nerf_video_frames": IntRange(1, 1_000_000), "nerf_score_size": IntRange(64, 2048),
+    "nerf_exp_dims": IntRange(1, 79),
     "nerf_illu": Flag(), "nerf_mask_weight": Range(0.0, 1000.0), "nerf_depth_weight": Range(0.0, 1000.0),
     "nerf_view_dir": Flag(), "nerf_box_scale": Range(0.5, 10.0),
     "sync_steps": _STEPS, "sync_batch": IntRange(2, 4096), "sync_lr": _LR,
