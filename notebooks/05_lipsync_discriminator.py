@@ -37,7 +37,7 @@ preset = "small"
 seed = 0
 device = "auto"
 sync_steps = 500
-sync_batch = 32
+sync_batch = 64
 sync_lr = 2e-3
 sync_loss = "both"
 sync_width = 16
@@ -113,7 +113,8 @@ px.imshow(strip, title="12 consecutive mouth crops (with jitter margin) of the t
 
 # %% [markdown]
 # ## 2 · Training the expert — Eq. (2) and Eq. (7)
-# Per step: $B$ windows $i$ and an off-sync partner $j = i + s$ ($|s| \ge 1$; half of them within 6 frames).
+# Per step: $B$ windows $i$ and an off-sync partner $j = i + s$ ($|s| \ge 1$; half of them within 3
+# frames, the cases that decide whether an offset is found to the frame).
 #
 # * NeRF-3DTalker Eq. (2): $L_{lip} = \frac1B\sum_i -\log\frac{f_{lip_i}\cdot f_{a_i}}{\max(\|f_{lip_i}\|_2\|f_{a_i}\|_2,\epsilon)}$
 #   on in-sync pairs, with Wav2Lip's $-\log(1-\cos)$ on off-sync pairs so the expert also learns to say *no*;
@@ -121,7 +122,14 @@ px.imshow(strip, title="12 consecutive mouth crops (with jitter margin) of the t
 #
 # Both embeddings end in a ReLU, so cosines lie in $[0, 1]$. The generator-side loss Eq. (8),
 # `talklib.sync.losses.generator_sync_loss` ($1 - \cos(e_l^{gen}, e_{gt})$ with the expert frozen), is
-# what the NeRF notebooks add to their objective.
+# implemented and unit-tested, but **no NeRF in talklib is trained with it yet**: notebook 03's NeRF
+# optimises photometric and depth losses only. A later issue adds Eq. (8) to the NeRF objective.
+#
+# The test clips are lit differently from the one training identity's clip (each clip has its own
+# lighting, and it drifts), so an expert that learned the training lighting loses the mouth on them.
+# Two things make it lighting-independent: the mouth encoder standardises each window per colour
+# channel (`SyncConfig.input_norm`), and training relights every window pair at random — exposure,
+# colour gain, gamma and a shading ramp from one side (`talklib.sync.train.relight`).
 
 # %%
 from talklib.sync.model import save_sync
@@ -132,7 +140,7 @@ if sync_threads > 0 and dev.type == "cpu":
     torch.set_num_threads(sync_threads)
 t = time.time()
 model, hist = train_sync(train_data, cfg, steps=sync_steps, batch=sync_batch, lr=sync_lr, loss=sync_loss,
-                         seed=seed, device=dev)
+                         seed=seed, device=dev, augment=1.0)
 timings["train_s"] = time.time() - t
 model = model.cpu()
 sync_ckpt = save_sync(model, f"{run_dir}/models/sync.pt")
@@ -225,6 +233,12 @@ assert s_sync.offset == 0 and s_shift.offset == -5
 # The target counts clips of at least `sync_eval_min_seconds`: a 10-frame shift leaves only 3/4 of a
 # 2.4 s clip overlapping its audio, and the shortest speech-only clips are that short; the rate over
 # all clips is reported too.
+#
+# Without the lighting measures of section 2 (and with batches of 32), two of the seeds 0–4 recovered
+# only 67 % and 81 % of the offsets: on their testB clip, lit unlike anything in training, the
+# expert's distance curve was flat. With them, batches of 64 and half of the off-sync partners within
+# 3 frames (within 6, one seed was one frame off on one clip), every seed recovers every offset on
+# the long clips; the bars stay at 0.95 and 2.0.
 
 # %%
 shifts = [s * sign for s in (int(x) for x in sync_eval_shifts.split(",")) for sign in (1, -1)]
@@ -334,9 +348,12 @@ display(Markdown(table))
 # %%
 G, S, B = results["GT"], results["shifted"], results["blurred"]
 assert G["lpips"] is None  # no weights: unavailable, not replaced
-# shifting the audio: image and landmark metrics unchanged, sync metrics worse
-for k in ("psnr", "ssim", "m_lmd", "lmd_79", "f_lmd", "cpbd", "au_acc", "d_rot", "d_pos"):
-    assert S[k] == G[k], k
+# the re-encoded ground truth is close to the reference frames (H.264 loss only)
+assert G["psnr"] > 28 and G["ssim"] > 0.9 and G["m_lmd"] < 1.0, (G["psnr"], G["ssim"], G["m_lmd"])
+# shifting the audio must leave the video stream alone: the decoded frames are the GT's, frame for frame
+# (so image and landmark metrics cannot move), while the sync metrics get worse
+frames_gt, frames_shifted = read_video(paths["GT"])[0], read_video(paths["shifted"])[0]
+assert frames_shifted.shape == frames_gt.shape and np.array_equal(frames_shifted, frames_gt)
 assert G["av_offset"] == 0 and S["av_offset"] == -5
 assert S["dist_at_0"] > G["dist_at_0"] and S["conf_at_0"] < G["conf_at_0"]
 assert abs(S["lse_c"] - G["lse_c"]) < 0.25 * G["lse_c"]  # best-shift metrics: nearly shift-invariant

@@ -111,7 +111,7 @@ PARAMS: list[Param] = [
     Param("nerf_box_scale", float, 2.0, 1.2, "head box half-size over the landmarks' half-extent (x 1.25)"),
     # --- 05 lip-sync discriminator and evaluation (issue 6) --------------------------------------
     Param("sync_steps", int, 500, 4000, "lip-sync expert training steps"),
-    Param("sync_batch", int, 32, 64, "lip-sync expert batch (windows; each brings an off-sync partner)"),
+    Param("sync_batch", int, 64, 64, "lip-sync expert batch (windows; each brings an off-sync partner)"),
     Param("sync_lr", float, 2e-3, 1e-3, "lip-sync expert peak learning rate (Adam, one-cycle)"),
     Param("sync_loss", str, "both", "both", "expert loss: cosine (NeRF-3DTalker Eq. 2), triplet (S3D-NeRF Eq. 7) or both"),
     Param("sync_width", int, 16, 32, "channels of the expert's first conv layer (doubling per stage)"),

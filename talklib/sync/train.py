@@ -4,7 +4,7 @@ A training example is one clip: ``SyncClip(crops, mel)`` with crops (N, h + 2 mh
 taken ``margin`` larger than the model's input so that training can jitter the crop (same offset for
 the T frames of a window) and evaluation takes the centre — and the 50 Hz mel stream (2N, 80).
 
-Each step samples B windows i, an off-sync index j = i + s (|s| >= 1; half the time |s| <= 6, the
+Each step samples B windows i, an off-sync index j = i + s (|s| >= 1; half the time |s| <= 3, the
 hard cases next to the true alignment, otherwise anywhere in the clip) and scores
 
 - the cosine loss, NeRF-3DTalker Eq. (2) on (v_i, a_i) with Wav2Lip's off-sync term on (v_i, a_j)
@@ -98,10 +98,12 @@ def relight(windows: tuple[np.ndarray, ...], rng: np.random.Generator, strength:
 
 
 def sample_batch(clips: list[SyncClip], cfg: SyncConfig, batch: int, rng: np.random.Generator,
-                 jitter: bool = True, augment: float = 0.0, near_max: int = 6):
+                 jitter: bool = True, augment: float = 0.0, near_max: int = 3):
     """One training batch: video windows v_i, v_j (B, T, 3, h, w) and mel windows a_i, a_j (B, 2T, 80).
 
-    ``augment`` > 0 relights each pair (v_i, v_j) the same random way (:func:`relight`)."""
+    Half of the partners are at most ``near_max`` frames away (the hard cases that decide whether the
+    offset is found to the frame), the rest anywhere in the clip. ``augment`` > 0 relights each pair
+    (v_i, v_j) the same random way (:func:`relight`)."""
     t = cfg.frames
     lengths = np.array([c.n_frames - t + 1 for c in clips])
     which = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
