@@ -259,8 +259,9 @@ heldout_psnr = psnr_np(pred, gt)
 heldout_ssim = ssim_np(pred, gt)
 baseline_psnr = psnr_np(np.broadcast_to(mean_img, gt.shape), gt)
 print(f"held-out PSNR {heldout_psnr:.2f} dB (SSIM {heldout_ssim:.3f}); mean-image baseline {baseline_psnr:.2f} dB")
-# small preset measured 27.04 dB (mean image 18.60 dB): floors with margin
-assert heldout_psnr > baseline_psnr + 6.0 and heldout_psnr > 25.5, "the NeRF must beat the mean image by a clear margin"
+# small preset, seeds 0-4: see benchmarks/small_preset_seeds.md (the absolute floor is per speaker:
+# seed 1's speaker is harder, 25.0 dB, with its mean image at 14.4 dB)
+assert heldout_psnr > baseline_psnr + 6.0 and heldout_psnr > 23.0, "the NeRF must beat the mean image by a clear margin"
 grid = np.concatenate([np.concatenate([pred[i], gt[i]], 1) for i in range(min(4, len(test)))], 0)
 px.imshow(grid, title="held-out frames: NeRF (left) | ground truth (right)").show()
 save_image(grid, run_dir, NB, "heldout_vs_gt")
