@@ -81,6 +81,21 @@ CLAIMS: list[Claim] = [
     Claim(NB3, "testA M-LMD vs the truth render: audio / no audio",
           ratio("testA_audio_vs_truth_m_lmd", "testA_no_audio_vs_truth_m_lmd"), 0.95, "max"),
     Claim(NB3, "testA: mediapipe finds the audio-driven face", m("testA_audio_vs_ground_truth_face_found"), 0.9),
+    Claim(NB5, "expert: in-batch training accuracy", m("train_acc"), 0.7),
+    Claim(NB5, "expert: known offsets recovered exactly (clips >= 3 s)", m("offset_recovery"), 0.95),
+    Claim(NB5, "expert: LSE-C in sync / with shuffled audio", m("lse_c_ratio"), 2.0),
+    Claim(NB5, "landmark AU detector vs ground-truth labels", m("au_detector_acc"), 0.8),
+    Claim(NB5, "suite, GT video vs reference: PSNR, dB", m("GT_psnr"), 28.0),
+    Claim(NB5, "suite, GT video vs reference: SSIM", m("GT_ssim"), 0.9),
+    Claim(NB5, "suite, GT video vs reference: M-LMD, px", m("GT_m_lmd"), 1.0, "max"),
+    Claim(NB5, "suite, GT video vs reference: AU accuracy", m("GT_au_acc"), 0.85),
+    Claim(NB5, "suite: |blink rate - reference|, 1/s", lambda d: abs(d["GT_blinks_per_s"] - d["GT_blinks_per_s_ref"]),
+          0.2, "max"),
+    Claim(NB5, "suite: LSE-C of the shifted video / GT's (|1 - x| < 0.25)",
+          lambda d: abs(1 - d["shifted_lse_c"] / d["GT_lse_c"]), 0.25, "max"),
+    Claim(NB5, "notebook 03's testA head: |AV offset| of the audio-driven video", lambda d: abs(d["nb03_audio_av_offset"]),
+          1.0, "max"),
+    Claim(NB5, "notebook 03's testA head: LSE-C audio-driven / silent", ratio("nb03_audio_lse_c", "nb03_no_audio_lse_c"), 2.0),
 ]
 
 
