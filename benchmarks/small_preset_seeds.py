@@ -57,7 +57,7 @@ NB1, NB2, NB3, NB5 = "01_3dmm_priors", "02_audio_disentanglement", "03_condition
 PA, R2 = "probe_phone_acc/", "probe_f0_r2/"
 CLAIMS: list[Claim] = [
     Claim(NB1, "mediapipe finds the face on renders", m("mediapipe_detect_rate"), 0.98),
-    Claim(NB1, "landmark error on renders, % of IOD", m("landmark_err_iod_pct"), 3.0, "max"),
+    Claim(NB1, "landmark error on renders, % of IOD", m("landmark_err_iod_pct"), 5.0, "max"),
     Claim(NB1, "landmark fitting: jaw_open correlation", m("fit_jaw_open_corr"), 0.9),
     Claim(NB1, "landmark fitting: mean |yaw error|, degrees", m("fit_yaw_err_deg"), 2.0, "max"),
     Claim(NB1, "photo fit error, % of IOD", m("photo_fit_err_iod_pct"), 5.0, "max"),
