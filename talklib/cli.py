@@ -47,8 +47,10 @@ def _terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if argv is None:   # run as the program, not from a test calling main(): SIGTERM behaves as Ctrl-C
+    if argv is None:   # run as the program, not from a test calling main(): SIGTERM behaves as Ctrl-C,
         signal.signal(signal.SIGTERM, _terminated)
+        # and Ctrl-C works even when started from a shell's background job, which ignores SIGINT
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args._run(args) or 0)
     except UserError as e:
