@@ -165,17 +165,33 @@ def render_codes(id0=0.0, id1=0.0, jaw_open=0.0, smile=0.0, lip_pucker=0.0, blin
     return (out["rgb"][0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def show_codes(**kw):
+def png_of(rgb: np.ndarray) -> bytes:
+    import io
+
     from PIL import Image
 
-    display(Image.fromarray(render_codes(**kw)))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="png")
+    return buf.getvalue()
 
 
+# The render goes into an Image widget that each slider updates (no Output widget capturing display():
+# under papermill that capture could leave the run waiting forever for the cell to end).
 sl = lambda lo, hi, v=0.0: widgets.FloatSlider(value=v, min=lo, max=hi, step=(hi - lo) / 40, continuous_update=False)
-ui = widgets.interactive(show_codes, id0=sl(-3, 3), id1=sl(-3, 3), jaw_open=sl(0, 1), smile=sl(0, 1),
-                         lip_pucker=sl(0, 1), blink=sl(0, 1), brow=sl(0, 1), albedo_red=sl(-3, 3),
-                         light_x=sl(-1.5, 1.5), yaw=sl(-40, 40), pitch=sl(-25, 25), size=widgets.fixed(192))
-display(ui)
+sliders = dict(id0=sl(-3, 3), id1=sl(-3, 3), jaw_open=sl(0, 1), smile=sl(0, 1), lip_pucker=sl(0, 1), blink=sl(0, 1),
+               brow=sl(0, 1), albedo_red=sl(-3, 3), light_x=sl(-1.5, 1.5), yaw=sl(-40, 40), pitch=sl(-25, 25))
+for name, s in sliders.items():
+    s.description = name
+view = widgets.Image(value=png_of(render_codes()), format="png", width=192, height=192)
+
+
+def update_view(_change=None):
+    view.value = png_of(render_codes(**{k: s.value for k, s in sliders.items()}))
+
+
+for s in sliders.values():
+    s.observe(update_view, names="value")
+display(widgets.HBox([widgets.VBox(list(sliders.values())), view]))
 
 # %%
 gallery = [render_codes(), render_codes(id0=2.5, id1=-2.0), render_codes(jaw_open=0.8), render_codes(smile=1.0),
