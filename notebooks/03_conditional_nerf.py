@@ -370,7 +370,8 @@ from talklib.metrics.suite import evaluate_videos, video_landmarks  # noqa: E402
 test_scene = from_clip(test_clip, size=nerf_size, parts=parts, exp_dims=nerf_exp_dims, box_scale=nerf_box_scale)
 n_score = test_scene.images.shape[0]                                  # the whole testA clip
 sl_exp = slice(0, scene.cond_parts["f_exp"])
-cond_truth = test_scene.cond.to(dev)
+test_on_dev = test_scene.to(dev)                                      # moved once, rendered three times
+cond_truth = test_on_dev.cond
 exp_by_variant = {"truth": cond_truth[:, sl_exp],
                   "audio": predict(a2e.eval(), windows_of(test_clip)).to(dev)[:n_score],
                   "no audio": default[sl_exp].expand(n_score, -1)}
@@ -387,7 +388,7 @@ for name, exp in exp_by_variant.items():
     cond_v = cond_truth.clone()
     cond_v[:, sl_exp] = exp
     with torch.no_grad():
-        pred_v = evaluate(model, replace(test_scene.to(dev), cond=cond_v), np.arange(n_score), mode="fast")
+        pred_v = evaluate(model, replace(test_on_dev, cond=cond_v), np.arange(n_score), mode="fast")
     videos[name] = upscale((pred_v.cpu().numpy() * 255 + 0.5).astype(np.uint8))
 for name, frames_v in videos.items():
     write_video(video_path(run_dir, NB, f"testA_{name.replace(' ', '_')}"), frames_v, fps=25, audio=score_audio)
