@@ -1,7 +1,7 @@
 """talklib: runnable, notebook-first reproductions of four audio-driven NeRF talking-head papers.
 
 Subpackages, in the order imports flow (a module imports only from those above it):
-config, outputs, runtime -> data -> face3d, audio -> speaker -> nerf, sync
+config, outputs, checkpoint, runtime -> data -> face3d, audio -> speaker -> nerf, sync
 -> metrics -> pipeline, cli.
 """
 

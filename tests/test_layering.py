@@ -5,7 +5,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "talklib"
 LAYERS = [
-    {"errors", "config", "outputs", "runtime", "notebook"},
+    {"errors", "config", "outputs", "checkpoint", "runtime", "notebook"},
     {"data"},
     {"face3d", "audio"},
     {"speaker"},

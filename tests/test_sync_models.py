@@ -60,7 +60,7 @@ def test_talklib_expert_save_load(tmp_path):
     for a, b in zip(model(crops, mel), loaded(crops, mel)):
         torch.testing.assert_close(a, b)
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(UserError, match="not a talklib sync checkpoint"):
+    with pytest.raises(UserError, match="not a readable sync model"):
         load_sync(tmp_path / "junk.pt")
     with pytest.raises(UserError, match="does not exist"):
         load_sync(tmp_path / "none.pt")

@@ -276,21 +276,30 @@ def codes_per_frame(codes: dict[str, np.ndarray], n_frames: int) -> dict[str, np
 
 
 def save_speechsplit(model: SpeechSplit, path) -> None:
-    """Checkpoint (config + weights), written atomically; load with :func:`load_speechsplit`."""
+    """Checkpoint (config + weights), written atomically by ``talklib.checkpoint``; load with
+    :func:`load_speechsplit`."""
     import dataclasses
-    import io
 
-    from talklib.outputs import atomic_write_bytes
+    from talklib import checkpoint
 
-    buf = io.BytesIO()
-    torch.save({"config": dataclasses.asdict(model.cfg), "state": model.state_dict()}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    checkpoint.save(path, {"config": dataclasses.asdict(model.cfg), "state": model.state_dict()})
 
 
 def load_speechsplit(path) -> SpeechSplit:
-    ck = torch.load(path, weights_only=True, map_location="cpu")
-    model = SpeechSplit(SpeechSplitConfig(**ck["config"]))
-    model.load_state_dict(ck["state"])
+    """The model a :func:`save_speechsplit` file holds, in eval mode. The file is checked by
+    ``talklib.checkpoint.load`` (readable, undamaged, finite); a missing, damaged or foreign file, or one
+    whose weights do not fit its config, is a one-line ``UserError``."""
+    from talklib import checkpoint
+    from talklib.errors import UserError
+
+    fix = "give a file written by talklib.audio.speechsplit.save_speechsplit, or retrain"
+    ck = checkpoint.load(path, "SpeechSplit model", required_keys=("config", "state"), fix=fix)
+    try:
+        model = SpeechSplit(SpeechSplitConfig(**ck["config"]))
+        model.load_state_dict(ck["state"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise UserError(f"SpeechSplit model {path} does not fit talklib's SpeechSplit ({type(e).__name__}: "
+                        f"its config or weights are of another version); {fix}") from None
     return model.eval()
 
 

@@ -12,18 +12,16 @@ every tensor is finite, so damaged bytes are refused instead of rendering garbag
 
 from __future__ import annotations
 
-import io
 import time
-import zipfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from talklib import checkpoint
 from talklib.errors import UserError
 from talklib.nerf.model import NeRFConfig, TalkingNeRF
 from talklib.nerf.scene import SceneData
-from talklib.outputs import atomic_write_bytes
 
 CKPT_NAME = "nerf.pt"
 
@@ -51,63 +49,22 @@ def model_for_scene(scene: SceneData, **overrides) -> TalkingNeRF:
 def save_checkpoint(path: str | Path, model: TalkingNeRF, extra: dict | None = None,
                     optimizer: torch.optim.Optimizer | None = None, step: int = 0,
                     history: list | None = None) -> Path:
-    """Write model config + weights (+ optimiser/step/history for resuming) atomically."""
+    """Write model config + weights (+ optimiser/step/history for resuming) atomically (``talklib.checkpoint``)."""
     blob = {"config": model.config(), "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "step": int(step), "history": list(history or []), "extra": extra or {}}
     if optimizer is not None:
         blob["optimizer"] = optimizer.state_dict()
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return checkpoint.save(path, blob)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint written by ``save_checkpoint`` (weights_only), checked: the CRC-32 of every
-    part of the file (torch's reader does not check them) and every floating-point tensor finite."""
+    """Read a checkpoint written by ``save_checkpoint`` (a file, or the folder holding ``nerf.pt``),
+    checked by ``talklib.checkpoint.load``: CRC-32 of every part, every floating-point tensor finite."""
     path = Path(path)
     if path.is_dir():
         path = path / CKPT_NAME
-    if not path.is_file():
-        raise UserError(f"no NeRF checkpoint at {path}: pass the folder a training run wrote (it holds {CKPT_NAME})")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's problem to fix
-        raise UserError(f"{path} is not a readable NeRF checkpoint ({type(e).__name__}): retrain or pass another") from None
-    if not isinstance(blob, dict) or "config" not in blob or "state" not in blob:
-        raise UserError(f"{path} is not a talklib NeRF checkpoint: pass the folder written by talklib's NeRF training")
-    bad = _damaged_part(path)
-    if bad is None:
-        bad = _non_finite(blob)
-    if bad is not None:
-        raise UserError(f"checkpoint {path} is damaged ({bad}): its bytes changed after it was written; "
-                        "copy it again or retrain")
-    return blob
-
-
-def _damaged_part(path: Path) -> str | None:
-    """The first part of a torch zip file whose CRC-32 does not match, or None (also for legacy files)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            name = z.testzip()
-    except zipfile.BadZipFile:
-        return None     # torch.load read it: a legacy (non-zip) checkpoint, nothing to check
-    except (OSError, EOFError, ValueError) as e:
-        return f"unreadable: {type(e).__name__}"
-    return None if name is None else f"checksum mismatch in {name}"
-
-
-def _non_finite(obj, where: str = "") -> str | None:
-    """Where the first NaN or inf sits in the tensors of a nested dict/list, or None."""
-    if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
-            return f"NaN or inf in {where or 'a tensor'}"
-        return None
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
-    for k, v in items:
-        bad = _non_finite(v, f"{where}.{k}" if where else str(k))
-        if bad is not None:
-            return bad
-    return None
+    return checkpoint.load(path, "NeRF checkpoint", map_location, required_keys=("config", "state"),
+                           fix=f"pass the folder a talklib NeRF training run wrote (it holds {CKPT_NAME}), or retrain")
 
 
 def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF:

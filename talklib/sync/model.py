@@ -120,30 +120,25 @@ class SyncNet(nn.Module):
 
 
 def save_sync(model: SyncNet, path: str | Path) -> Path:
-    """Save config + weights (a plain dict of tensors and numbers) atomically."""
-    import io
+    """Save config + weights (a plain dict of tensors and numbers) atomically (``talklib.checkpoint``)."""
+    from talklib import checkpoint
 
-    from talklib.outputs import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save({"config": asdict(model.cfg), "state": model.state_dict()}, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return checkpoint.save(path, {"config": asdict(model.cfg), "state": model.state_dict()})
 
 
 def load_sync(path: str | Path, map_location="cpu") -> SyncNet:
-    """Load a model written by ``save_sync`` (``torch.load(weights_only=True)``), in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sync model {path} does not exist: train one with notebook 05 (it saves "
-                        f"<run_dir>/models/sync.pt) or give its path")
+    """Load a model written by ``save_sync`` (checked by ``talklib.checkpoint.load``), in eval mode."""
+    from talklib import checkpoint
+
+    fix = "give a file written by talklib.sync.model.save_sync (notebook 05 saves <run_dir>/models/sync.pt)"
+    blob = checkpoint.load(path, "sync model", map_location, required_keys=("config", "state"), fix=fix)
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
         # checkpoints written before input_norm existed took the crops as they are
         model = SyncNet(SyncConfig(**{"input_norm": False, **blob["config"]}))
         model.load_state_dict(blob["state"])
-    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-        raise UserError(f"sync model {path} is not a talklib sync checkpoint ({type(e).__name__}): "
-                        f"give a file written by talklib.sync.model.save_sync") from None
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise UserError(f"sync model {path} does not fit talklib's sync expert ({type(e).__name__}: its config "
+                        f"or weights are of another version); {fix}") from None
     return model.eval()
 
 
