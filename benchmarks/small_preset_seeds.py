@@ -53,7 +53,7 @@ def diff(a: str, b: str) -> Callable[[dict], float]:
     return lambda d: float(d[a]) - float(d[b])
 
 
-NB1, NB2, NB3, NB5 = "01_3dmm_priors", "02_audio_disentanglement", "03_conditional_nerf", "05_lipsync_discriminator"
+NB1, NB2, NB3, NB5 = "01_3dmm_priors", "02_audio_disentanglement", "03_conditional_nerf", "04_lipsync_discriminator"
 PA, R2 = "probe_phone_acc/", "probe_f0_r2/"
 CLAIMS: list[Claim] = [
     Claim(NB1, "mediapipe finds the face on renders", m("mediapipe_detect_rate"), 0.98),

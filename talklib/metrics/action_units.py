@@ -8,7 +8,7 @@ detected labels in ``python -m talklib eval``.
 (median) face of the *reference* video so both videos are judged on one scale:
 AU20 lip stretcher (mouth width up), AU25 lips part (inner lip gap), AU26 jaw drop (outer lip opening),
 AU45 blink (eye aspect ratio down). Distances are divided by the inter-ocular distance.
-``calibrate_lip_aus`` fits the four thresholds to labelled frames; notebook 05 fits them on the
+``calibrate_lip_aus`` fits the four thresholds to labelled frames; notebook 04 fits them on the
 synthetic speaker's training clip and measures them on its held-out clips. ``DEFAULT_THRESHOLDS`` are that fit on
 the small preset's training clip (seed 0); for real faces, calibrate on labelled frames.
 """

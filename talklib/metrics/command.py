@@ -5,7 +5,7 @@
 
 VIDEO is an mp4 or a folder of frame images (``--fps`` for folders, default 25). The audio comes from
 ``--audio``, else the sound track of ``--pred``, else of ``--ref``; it is needed for the lip-sync
-metrics, which also need a sync model (talklib's, saved by notebook 05, and/or the official syncnet_v2
+metrics, which also need a sync model (talklib's, saved by notebook 04, and/or the official syncnet_v2
 weights). Metrics whose weights are not given are written as null, never replaced by something else.
 """
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio", default=None, help="16 kHz (or any rate) wav driving --pred; default: the videos' sound")
     p.add_argument("--out", default=None, help="write the metrics as JSON here (default: print only)")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of frames folders (default 25, > 0)")
-    p.add_argument("--sync-model", default=None, help="talklib lip-sync expert (notebook 05: <run_dir>/models/sync.pt)")
+    p.add_argument("--sync-model", default=None, help="talklib lip-sync expert (notebook 04: <run_dir>/models/sync.pt)")
     p.add_argument("--syncnet-v2", default=None, help="official syncnet_v2.model state dict, if you have it")
     p.add_argument("--lpips", default=None, help="LPIPS-Alex weights (full state dict, or lin layers + --lpips-backbone)")
     p.add_argument("--lpips-backbone", default=None, help="torchvision AlexNet state dict for --lpips lin weights")

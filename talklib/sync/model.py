@@ -130,7 +130,7 @@ def load_sync(path: str | Path, map_location="cpu") -> SyncNet:
     """Load a model written by ``save_sync`` (checked by ``talklib.checkpoint.load``), in eval mode."""
     from talklib import checkpoint
 
-    fix = "give a file written by talklib.sync.model.save_sync (notebook 05 saves <run_dir>/models/sync.pt)"
+    fix = "give a file written by talklib.sync.model.save_sync (notebook 04 saves <run_dir>/models/sync.pt)"
     blob = checkpoint.load(path, "sync model", map_location, required_keys=("config", "state"), fix=fix)
     try:
         # checkpoints written before input_norm existed took the crops as they are

@@ -76,7 +76,7 @@ def load_syncnet_v2(path: str | Path, map_location="cpu") -> SyncNetV2:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"SyncNet weights {path} do not exist: give the path of syncnet_v2.model "
-                        f"(from joonson/syncnet_python) or use talklib's own expert (notebook 05)")
+                        f"(from joonson/syncnet_python) or use talklib's own expert (notebook 04)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Lip-sync discriminator and the evaluation suite
+# # 04 · Lip-sync discriminator and the evaluation suite
 # Two of the papers supervise their generator with a **lip-sync expert** — a SyncNet-style pair of
 # encoders that says whether five mouth crops and the matching 0.2 s of audio belong together
 # (NeRF-3DTalker Eq. (2), S3D-NeRF Eq. (6)–(8)) — and all four report **SyncNet's confidence**, LMD and
@@ -108,7 +108,7 @@ assert len(test_data) >= 2 and n_train_frames > 300
 
 # %%
 strip = np.concatenate(list(train_data[0].crops[40:52]), axis=1)
-save_image(strip, run_dir, "05_lipsync_discriminator", "mouth_crops")
+save_image(strip, run_dir, "04_lipsync_discriminator", "mouth_crops")
 px.imshow(strip, title="12 consecutive mouth crops (with jitter margin) of the training clip").show()
 
 # %% [markdown]
@@ -153,7 +153,7 @@ fig = go.Figure()
 for name in ("cosine", "triplet", "acc", "pos_cos", "neg_cos"):
     fig.add_scatter(y=smooth(np.array(hist[name])), name=name)
 fig.update_layout(title="expert training (moving average of 10 steps)", xaxis_title="step")
-save_figure(fig, run_dir, "05_lipsync_discriminator", "training")
+save_figure(fig, run_dir, "04_lipsync_discriminator", "training")
 fig.show()
 train_acc = float(np.mean(hist["acc"][-20:]))
 assert train_acc > 0.7, train_acc  # in-batch, with off-sync partners as close as 1 frame
@@ -181,7 +181,7 @@ fig = go.Figure()
 fig.add_histogram(x=pos_cos, name="in sync", opacity=0.6, nbinsx=40)
 fig.add_histogram(x=neg_cos, name="off by 3-15 frames", opacity=0.6, nbinsx=40)
 fig.update_layout(barmode="overlay", title="cosine similarity of held-out windows", xaxis_title="cos(e_l, e_a)")
-save_figure(fig, run_dir, "05_lipsync_discriminator", "cosine_histogram")
+save_figure(fig, run_dir, "04_lipsync_discriminator", "cosine_histogram")
 fig.show()
 pair_acc = float(0.5 * ((pos_cos > 0.5).mean() + (neg_cos <= 0.5).mean()))
 print(f"held-out pair accuracy at cos 0.5: {pair_acc:.3f}; mean cos in sync {pos_cos.mean():.3f}, off {neg_cos.mean():.3f}")
@@ -220,7 +220,7 @@ fig = go.Figure()
 fig.add_scatter(x=offsets, y=s_sync.mean_dists, name=f"in sync: offset {s_sync.offset}")
 fig.add_scatter(x=offsets, y=s_shift.mean_dists, name=f"audio +5 frames: offset {s_shift.offset}")
 fig.update_layout(title=f"offset sweep, {clip0.name}", xaxis_title="AV offset (frames)", yaxis_title="mean distance")
-save_figure(fig, run_dir, "05_lipsync_discriminator", "offset_sweep")
+save_figure(fig, run_dir, "04_lipsync_discriminator", "offset_sweep")
 fig.show()
 print(s_sync.as_dict(), s_shift.as_dict())
 assert s_sync.offset == 0 and s_shift.offset == -5
@@ -317,7 +317,7 @@ variants = {
 }
 paths = {}
 for name, (fr, au) in variants.items():
-    paths[name] = write_video(video_path(run_dir, "05_lipsync_discriminator", f"{clip0.name}_{name}"), fr, 25, au)
+    paths[name] = write_video(video_path(run_dir, "04_lipsync_discriminator", f"{clip0.name}_{name}"), fr, 25, au)
 ref_lm = video_landmarks(frames0, "reference")
 results = {}
 for name, p in paths.items():
@@ -413,7 +413,7 @@ else:
 # The same from the command line (the checkpoint this notebook saved is the `--sync-model`):
 #
 # ```
-# python -m talklib eval --pred runs/.../videos/05_lipsync_discriminator/<clip>_shifted.mp4 \
+# python -m talklib eval --pred runs/.../videos/04_lipsync_discriminator/<clip>_shifted.mp4 \
 #     --ref data/synthetic/small/clips/<clip>/ori_imgs --sync-model runs/.../models/sync.pt --out metrics.json
 # ```
 
@@ -441,7 +441,7 @@ for name, r in nb03_scores.items():   # notebook 03's testA videos, when they we
     for k in ("m_lmd", "av_offset", "lse_d", "lse_c", "conf_at_0"):
         v = r[k]
         metrics[f"nb03_{name}_{k}"] = v if v is None or isinstance(v, int) else round(float(v), 4)
-write_metrics(run_dir, "05_lipsync_discriminator", metrics, timings=timings)
+write_metrics(run_dir, "04_lipsync_discriminator", metrics, timings=timings)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
