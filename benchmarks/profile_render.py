@@ -39,7 +39,7 @@ def render_inputs(args, dev):
     from talklib.nerf.scene import from_clip
 
     clip = load_dataset(args.data)
-    scene = from_clip(clip, size=args.size, parts=("f_exp", "f_illu"), exp_dims=12, depth=True,
+    scene = from_clip(clip, size=args.size, conditions="f_exp:12,f_illu", depth=True,
                       box_scale=1.2, device=dev).to(dev)
     torch.manual_seed(0)
     model = model_for_scene(scene, **BASE_MODEL, field=dict(BASE_FIELD)).to(dev)

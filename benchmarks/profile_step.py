@@ -72,7 +72,7 @@ def main() -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     clip = load_dataset(args.data)
-    scene = from_clip(clip, size=args.size, parts=("f_exp", "f_illu"), exp_dims=12, depth=True,
+    scene = from_clip(clip, size=args.size, conditions="f_exp:12,f_illu", depth=True,
                       box_scale=args.box_scale, device=dev).to(dev)
     rows = {}
     for name in args.variants.split(","):

@@ -109,7 +109,7 @@ PARAMS: list[Param] = [
     Param("nerf_depth_weight", float, 1.0, 1.0, "weight of the 3DMM depth-prior loss (0 = off; geometry for novel views)"),
     Param("nerf_view_dir", bool, False, False, "colour depends on the view direction (off: Lambertian, views extrapolate)"),
     Param("nerf_box_scale", float, 2.0, 1.2, "head box half-size over the landmarks' half-extent (x 1.25)"),
-    # --- 05 lip-sync discriminator and evaluation (issue 6) --------------------------------------
+    # --- 04 lip-sync discriminator and evaluation (issue 6) --------------------------------------
     Param("sync_steps", int, 500, 4000, "lip-sync expert training steps"),
     Param("sync_batch", int, 64, 64, "lip-sync expert batch (windows; each brings an off-sync partner)"),
     Param("sync_lr", float, 2e-3, 1e-3, "lip-sync expert peak learning rate (Adam, one-cycle)"),
@@ -122,6 +122,11 @@ PARAMS: list[Param] = [
     Param("sync_eval_shifts", str, "3,5,7,10", "3,5,7,10", "audio shifts (frames, each +/-) for the offset-recovery test"),
     Param("sync_eval_min_seconds", float, 3.0, 3.0, "held-out clips at least this long count for the offset-recovery target"),
     Param("eval_cpbd_every", int, 2, 1, "CPBD on every k-th frame in the evaluation suite"),
+    # --- 05 audio-conditioned NeRF (issue 14) ----------------------------------------------------
+    Param("cond_steps", int, 150, 3000, "training steps of each field of notebook 05's tables (every row the same), "
+          "each starting from notebook 03's field"),
+    Param("cond_audio_dim", int, 32, 64, "size of the audio code AD-NeRF's audio net hands the field"),
+    Param("cond_frames", int, 8, 8, "neighbouring frames AD-NeRF's audio attention weighs (1 = no attention)"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -255,6 +260,7 @@ RULES: dict[str, Rule] = {
     "sync_speech_clips": IntRange(-1, 100_000), "sync_test_every": IntRange(0, 1000),
     "sync_threads": IntRange(0, 1024), "sync_eval_shifts": ListOf(IntRange(1, 100), 1, 32, ints=True),
     "sync_eval_min_seconds": Range(0.0, 3600.0), "eval_cpbd_every": IntRange(1, 10_000),
+    "cond_steps": _STEPS, "cond_audio_dim": IntRange(1, 1024), "cond_frames": IntRange(1, 64),
 }
 
 

@@ -31,3 +31,30 @@ def wav(tmp_path_factory):
     t = np.arange(int(0.2 * 16000)) / 16000
     sf.write(p, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     return p
+
+
+@pytest.fixture(scope="session")
+def featured_corpus(tmp_path_factory):
+    """A tiny synthetic corpus (1 s clips, 64 px) whose rendered clips carry every audio feature and the
+    feature networks beside them, as notebook 02 leaves them, made with untrained networks (fast)."""
+    from talklib.audio import features as F
+    from talklib.audio.contrastive import AudioEncoder
+    from talklib.audio.recognizer import PhonemeRecognizer
+    from talklib.audio.speechsplit import SpeechSplit, SpeechSplitConfig
+    from talklib.condition.extract import BUNDLE_NAME, features_from_audio, make_bundle, save_bundle
+    from talklib.condition.spec import parse
+    from talklib.speaker.build import ensure_corpus
+
+    corpus = ensure_corpus(tmp_path_factory.mktemp("featured") / "tiny", "small", 0, progress=False, size=64,
+                           train_seconds=1.0, test_seconds=1.0, speech_clips=1, views="yaw_p30")
+    torch.manual_seed(0)
+    bundle = make_bundle(SpeechSplit(SpeechSplitConfig(conv_content=16, conv_pitch=16, conv_rhythm=8, dec_dim=16,
+                                                       dec_layers=1, n_speakers=2)),
+                         PhonemeRecognizer(hidden=16), AudioEncoder(dim=8), f0_stats=(5.0, 0.2))
+    parts = parse("a_content,a_rhythm,a_pitch,deepspeech,f_a")
+    for c in corpus.clips():
+        feats = F.compute_features(c.audio(), c.n_frames)
+        feats.update(features_from_audio(c.audio(), parts, bundle, n_frames=c.n_frames))
+        F.write_features(c.path, feats)
+        save_bundle(c.path / BUNDLE_NAME, bundle)
+    return corpus

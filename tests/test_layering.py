@@ -9,9 +9,11 @@ LAYERS = [
     {"data"},
     {"face3d", "audio"},
     {"speaker"},
-    {"nerf", "sync"},
+    {"sync"},
+    {"condition"},
+    {"nerf"},
     {"metrics"},
-    {"pipeline", "book", "cli", "__main__"},
+    {"pipeline", "book", "train", "cli", "__main__"},
 ]
 
 

@@ -17,7 +17,7 @@ def clip(tmp_path_factory):
 def test_prior_depth_covers_the_head_mask_at_the_camera_distance(clip):
     from talklib.nerf.scene import from_clip
 
-    s = from_clip(clip, parts=("f_exp", "f_illu"), exp_dims=12, masks=True, depth=True)
+    s = from_clip(clip, conditions="f_exp:12,f_illu", masks=True, depth=True)
     on, mask = s.depth > 0, s.alpha > 0.5
     assert (on == mask).float().mean() > 0.98            # same silhouette as the rendered frames
     d = s.depth[on]
@@ -31,7 +31,7 @@ def test_lighting_is_expressed_in_the_head_frame(clip):
     from talklib.face3d.model import rotate_sh
     from talklib.nerf.scene import from_clip
 
-    s = from_clip(clip, parts=("f_illu",))
+    s = from_clip(clip, conditions="f_illu")
     rot = torch.from_numpy(clip.head_pose()[:, :3, :3].astype(np.float64))
     want = rotate_sh(torch.from_numpy(clip.illu().astype(np.float64)), rot).float()
     assert torch.allclose(s.cond, want, atol=1e-5)
@@ -42,7 +42,7 @@ def test_fit_with_the_depth_prior_pulls_rendered_depth_to_it(clip):
     from talklib.nerf.scene import from_clip
     from talklib.nerf.train import fit, model_for_scene
 
-    s = from_clip(clip, size=24, parts=("f_exp",), exp_dims=12, depth=True, box_scale=1.2)
+    s = from_clip(clip, size=24, conditions="f_exp:12", depth=True, box_scale=1.2)
     torch.manual_seed(0)
     m = model_for_scene(s, n_samples=16, occ_res=16, field=dict(plane_res=[8, 16], hidden=16, cond_code=4,
                                                                 deform=False, view_dir=False))

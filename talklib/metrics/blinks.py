@@ -56,3 +56,16 @@ def blinks_per_second(ear, fps: float = 25.0, ratio: float = 0.6, min_frames: in
     if e.ndim != 1 or len(e) == 0:
         raise UserError(f"EAR series has shape {e.shape}: give one value per frame")
     return len(blink_events(e, ratio, min_frames)) / (len(e) / float(fps))
+
+
+def eye_box(landmarks, pad: float = 0.5) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of a box around both eyes of (T, 478, 2) landmarks (x, y pixels) over all
+    frames, grown by ``pad`` times the eyes' height on every side: the eye region of the disentangled-audio
+    NeRF's patch comparison (its Fig. 2 and 3)."""
+    p = np.asarray(landmarks, np.float64)[..., :2][:, list(RIGHT_EYE + LEFT_EYE)].reshape(-1, 2)
+    p = p[np.isfinite(p).all(1)]
+    if len(p) == 0:
+        raise UserError("no eye landmarks: give (T, 478, 2) mediapipe landmarks of a visible face")
+    (x0, y0), (x1, y1) = p.min(0), p.max(0)
+    m = pad * max(y1 - y0, 1.0)
+    return int(max(0, y0 - m)), int(np.ceil(y1 + m)), int(max(0, x0 - m)), int(np.ceil(x1 + m))

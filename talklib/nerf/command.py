@@ -19,7 +19,7 @@ from talklib.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="folder holding nerf.pt (written by notebook 03)")
+    parser.add_argument("--checkpoint", required=True, help="folder holding nerf.pt (written by `train` or notebook 03)")
     parser.add_argument("--audio", required=True, help="driving audio (wav, flac, mp3, ...), any rate")
     parser.add_argument("--out", required=True, help="output .mp4 path")
     parser.add_argument("--yaw", type=float, default=0.0, help="degrees left/right of the recorded view (|yaw| <= 45)")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     model, a2e, extra = load_talker(args.checkpoint, dev)
     with torch.no_grad():
-        cond = conditions_from_audio(a2e, extra, audio)
+        cond = conditions_from_audio(a2e, extra, audio, model)
     n = cond.shape[0]
     cam = extra["camera"]
     print(f"rendering {n} frames ({n / 25:.2f} s of audio) at {cam['W']}x{cam['H']} on {dev}", flush=True)

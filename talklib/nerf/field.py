@@ -116,6 +116,15 @@ class ConditionalField(nn.Module):
             nn.Linear(h, cfg.feat_dim + (3 if cfg.illu_dim else 0)),
         )
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser groups: the tri-planes learn at twice ``lr`` (grids want larger steps than MLPs);
+        the field's MLPs are left to the caller's default group."""
+        return [{"params": list(self.grid.parameters()), "lr": 2 * lr}]
+
+    def regularizer(self) -> Tensor:
+        """Total-variation smoothness of the tri-planes (``TriPlaneGrid.smoothness``)."""
+        return self.grid.smoothness()
+
     @property
     def code_dim(self) -> int:
         """Size of a per-frame code: the learned code, then the raw SH lighting (illu_dim) if any."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from talklib.condition.audionet import ConditionConfig, Conditioner
 from talklib.nerf.composite import composite, triton_available
 from talklib.nerf.field import ConditionalField, ConditionSpec, FieldConfig
 from talklib.nerf.rays import camera_rays, to_canonical
@@ -40,6 +41,7 @@ class NeRFConfig:
     up_hidden: int = 32
     occ_res: int = 64
     occ_alpha: float = 0.005
+    conditions: dict = field(default_factory=dict)   # ConditionConfig.to_dict(); empty: cond_parts go to the field as they are
     field: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -83,22 +85,45 @@ def per_sample_codes(codes: Tensor, frame: Tensor) -> Tensor:
 
 
 class TalkingNeRF(nn.Module):
-    def __init__(self, cfg: NeRFConfig):
+    """Sampler + field + compositor + H_u. ``field``: a field to plug in (default: the
+    ``ConditionalField`` that ``cfg.field`` describes, which is what a checkpoint rebuilds).
+
+    The per-frame condition vector the scene stores has the layout ``cfg.cond_parts``; with
+    ``cfg.conditions`` (audio parts, ``talklib.condition``) a ``Conditioner`` turns it into what the field
+    sees (AD-NeRF's audio net and attention); without, it goes to the field as it is.
+    """
+
+    def __init__(self, cfg: NeRFConfig, field: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
         self.spec = ConditionSpec(dict(cfg.cond_parts))
+        ccfg = ConditionConfig(**cfg.conditions) if cfg.conditions else None
+        if ccfg is not None and ccfg.raw_layout() != dict(cfg.cond_parts):
+            raise ValueError(f"cond_parts {dict(cfg.cond_parts)} do not match the conditions' layout {ccfg.raw_layout()}")
+        self.conditioner = Conditioner(ccfg) if ccfg is not None else None
+        field_dim = ccfg.out_dim if ccfg is not None else self.spec.dim
         # SH lighting as the last condition part enters the colour linearly (field.py) unless told otherwise
         parts = list(cfg.cond_parts.items())
         illu = 27 if parts and parts[-1] == ("f_illu", 27) else 0
-        fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=self.spec.dim).to_dict(), "illu_dim": illu,
-                                      **cfg.field, "cond_dim": self.spec.dim})
+        fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=field_dim).to_dict(), "illu_dim": illu,
+                                      **cfg.field, "cond_dim": field_dim})
         self.cfg.field = fcfg.to_dict()
-        self.field = ConditionalField(fcfg)
+        self.field = field if field is not None else ConditionalField(fcfg)
         self.upsampler = Upsampler(fcfg.feat_dim, cfg.upsample, cfg.up_hidden)
         self.occupancy = OccupancyGrid(cfg.occ_res)
         self.register_buffer("center", torch.tensor(cfg.center, dtype=torch.float32))
         self.register_buffer("cond_mean", torch.zeros(self.spec.dim))
         self.register_buffer("cond_std", torch.ones(self.spec.dim))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser groups: the field's own (``field.param_groups``), then everything else at ``lr``."""
+        groups = self.field.param_groups(lr)
+        mine = {id(p) for g in groups for p in g["params"]}
+        return groups + [{"params": [p for p in self.parameters() if id(p) not in mine], "lr": lr}]
+
+    def regularizer(self) -> Tensor:
+        """The field's regulariser (tri-plane smoothness for ``ConditionalField``)."""
+        return self.field.regularizer()
 
     @torch.no_grad()
     def set_condition_stats(self, cond: Tensor) -> None:
@@ -112,8 +137,12 @@ class TalkingNeRF(nn.Module):
             self.cond_std[-k:] = 1.0
 
     def codes(self, cond: Tensor) -> Tensor:
-        """Per-frame condition codes (B, field.code_dim) from raw conditions (B, cond_dim)."""
-        return self.field.encode_condition((cond - self.cond_mean) / self.cond_std)
+        """Per-frame condition codes (B, field.code_dim) from the stored conditions (B, cond_dim):
+        normalised, through the conditioner (audio parts -> code) if any, then the field's condition MLP."""
+        x = (cond - self.cond_mean) / self.cond_std
+        if self.conditioner is not None:
+            x = self.conditioner(x)
+        return self.field.encode_condition(x)
 
     # ---- configuration -------------------------------------------------------------------------
     def config(self) -> dict:

@@ -42,6 +42,7 @@ class SceneData:
     novel: dict[float, dict] = field(default_factory=dict)   # yaw -> {"images", "c2w", "frames"}
     alpha: Tensor | None = None   # (N, H, W) head alpha masks in [0, 1] when known (opacity supervision)
     depth: Tensor | None = None   # (N, H, W) ray distance to the 3DMM surface (0 off the head), ``prior_depth``
+    conditions: dict = field(default_factory=dict)   # ConditionConfig.to_dict() when audio parts need a Conditioner
 
     @property
     def H(self) -> int:
@@ -57,7 +58,7 @@ class SceneData:
         return SceneData(mv(self.images), mv(self.cond), mv(self.c2w), self.focal, self.cx, self.cy, mv(self.bg),
                          self.center, self.radius, self.near, self.far, dict(self.cond_parts),
                          self.train_idx, self.test_idx, nov, None if self.alpha is None else mv(self.alpha),
-                         None if self.depth is None else mv(self.depth))
+                         None if self.depth is None else mv(self.depth), dict(self.conditions))
 
 
 # ---- the toy scene ---------------------------------------------------------------------------------
@@ -202,15 +203,15 @@ def prior_depth(clip, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W
     return torch.cat(depths), torch.cat(covers)
 
 
-def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",), max_frames: int | None = None,
-              novel_yaw_max: float = 35.0, box_scale: float = 2.0, exp_dims: int | None = None,
-              masks: bool = False, depth: bool = False, device=None) -> SceneData:
+def from_clip(clip, size: int | None = None, conditions="f_exp", max_frames: int | None = None,
+              novel_yaw_max: float = 35.0, box_scale: float = 2.0, masks: bool = False, depth: bool = False,
+              device=None) -> SceneData:
     """A ``SceneData`` from a rendered clip (``talklib.data.dataset.Clip``), AD-NeRF style.
 
-    size: resize frames to size x size (None: keep); parts: condition parts from the ground truth,
-    any of f_exp (79), f_id (100), f_alb (100), f_illu (27, rotated into the head frame), pose (6);
-    max_frames: use the first ones;
-    exp_dims: keep only the first exp_dims expression numbers (12: the named ones, ``EXP_NAMES``);
+    size: resize frames to size x size (None: keep); conditions: what the field is conditioned on, a
+    ``talklib.condition`` list such as ``"f_exp:12,f_illu"`` or ``"a_content,a_rhythm,a_pitch,f_illu"``
+    (or a ``ConditionConfig``), packed by ``talklib.condition.inputs.from_clip``; ``scene.conditions`` keeps
+    the config for the model; max_frames: use the first ones;
     masks: also load the head alpha masks (``SceneData.alpha``); depth: also the 3DMM prior's ray
     depths (``SceneData.depth``, ``prior_depth``, rendered on ``device``; the scene itself stays on the CPU).
     Train/held-out split: the clip's own (transforms_train / transforms_val). Novel views: the clip's
@@ -218,6 +219,10 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
     the 3D landmarks (mapped into the head frame) with a half-size ``box_scale`` times their extent.
     """
     from PIL import Image
+
+    from talklib.condition.audionet import ConditionConfig
+    from talklib.condition.inputs import audio_dims, from_clip as pack_clip
+    from talklib.condition.spec import parse
 
     n = clip.n_frames if max_frames is None else min(clip.n_frames, int(max_frames))
     H0, W0 = clip.size
@@ -240,26 +245,10 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
             fr = np.concatenate(list(ex.map(lambda c: load_part(view, c), chunks)))
         return torch.from_numpy(fr).float() / 255.0
 
-    def illu_head_frame() -> np.ndarray:
-        # f_illu lights world-frame normals; the field's normals live in the canonical head frame,
-        # so express each frame's lighting there (rotate the SH by the head-to-world rotation)
-        from talklib.face3d.model import rotate_sh
-
-        rot = torch.from_numpy(clip.head_pose()[:, :3, :3].astype(np.float64))
-        return rotate_sh(torch.from_numpy(clip.illu().astype(np.float64)), rot).numpy()
-
-    gt = {"f_exp": lambda: clip.exp(), "f_illu": illu_head_frame, "pose": lambda: clip.pose(),
-          "f_id": lambda: np.repeat(clip.id_coeffs()[None], clip.n_frames, 0),
-          "f_alb": lambda: np.repeat(clip.alb_coeffs()[None], clip.n_frames, 0)}
-    conds, cparts = [], {}
-    for p in parts:
-        if p not in gt:
-            raise ValueError(f"condition part {p!r}: choose from {', '.join(gt)}")
-        a = np.asarray(gt[p](), np.float32).reshape(clip.n_frames, -1)[:n]
-        if p == "f_exp" and exp_dims is not None:
-            a = a[:, :int(exp_dims)]
-        conds.append(a)
-        cparts[p] = a.shape[1]
+    ccfg = conditions if isinstance(conditions, ConditionConfig) else ConditionConfig.from_parts(
+        audio_dims(clip, parse(conditions)))
+    raw = pack_clip(clip, ccfg, n)
+    cparts = ccfg.raw_layout()
     alpha = None
     if masks:
         al = clip.alpha("front", np.arange(n))
@@ -292,6 +281,23 @@ def from_clip(clip, size: int | None = None, parts: tuple[str, ...] = ("f_exp",)
     if depth:
         dmap, _ = prior_depth(clip, c2w, cam.focal * sx, cam.cx * sx, cam.cy * sy, H, W, device=device)
         dmap = dmap.cpu()
-    return SceneData(load("front", np.arange(n)), torch.from_numpy(np.concatenate(conds, 1)), c2w,
+    return SceneData(load("front", np.arange(n)), torch.from_numpy(raw), c2w,
                      cam.focal * sx, cam.cx * sx, cam.cy * sy, torch.from_numpy(np.array(bg)).float() / 255.0,
-                     center, radius, 0.0, 100.0, cparts, train, test, novel, alpha, dmap)
+                     center, radius, 0.0, 100.0, cparts, train, test, novel, alpha, dmap,
+                     ccfg.to_dict() if ccfg.audio_channels else {})
+
+
+def with_conditions(scene: SceneData, clip, conditions) -> SceneData:
+    """The same frames and cameras as ``scene`` (made by ``from_clip`` from ``clip``), conditioned on
+    ``conditions`` instead (a ``talklib.condition`` list or ``ConditionConfig``): the rows of an ablation
+    share one loaded scene."""
+    from dataclasses import replace
+
+    from talklib.condition.audionet import ConditionConfig
+    from talklib.condition.inputs import audio_dims, from_clip as pack_clip
+    from talklib.condition.spec import parse
+
+    ccfg = conditions if isinstance(conditions, ConditionConfig) else ConditionConfig.from_parts(
+        audio_dims(clip, parse(conditions)))
+    raw = torch.from_numpy(pack_clip(clip, ccfg, scene.images.shape[0])).to(scene.images.device)
+    return replace(scene, cond=raw, cond_parts=ccfg.raw_layout(), conditions=ccfg.to_dict() if ccfg.audio_channels else {})

@@ -2,8 +2,13 @@
 
 A checkpoint folder holds ``nerf.pt`` (``talklib.nerf.train.save_checkpoint``) whose ``extra`` makes
 it self-contained for rendering: the camera (intrinsics, the recorded front camera), the background,
-the default condition vector (e.g. the speaker's f_id, f_alb, f_illu and mean expression), which
-slice of the condition the audio drives, and the audio -> expression network.
+the default condition vector (e.g. the speaker's f_illu and mean expression), and what turns audio
+into conditions. That is one of two things:
+- a field conditioned on 3DMM expression (notebook 03): the audio -> expression network and the slice
+  of the condition it drives (``audio_slice``, ``audio2exp``);
+- a field conditioned on audio features (``talklib.condition``, notebook 05, ``python -m talklib train``):
+  the networks that compute those features from a wav (``features``, ``talklib.condition.extract``);
+  the audio window of each frame is packed exactly as in training (``talklib.condition.inputs.pack``).
 ``iter_frames`` yields the frames batch by batch, so a long render can stream them to the video
 encoder (``talklib.data.video.write_video`` takes an iterable) with flat memory.
 """
@@ -29,53 +34,70 @@ PITCH_LIMIT = 30.0
 
 
 #: what ``render_extra`` saves besides its format: the checkpoint needs all of it to be rendered
-RENDER_KEYS = ("camera", "c2w", "bg", "cond_default", "audio_slice", "audio2exp")
+RENDER_KEYS = ("camera", "c2w", "bg", "cond_default")
 
 
-def render_extra(scene, audio2exp: Audio2Exp, audio_slice: tuple[int, int], cond_default: torch.Tensor,
-                 ref_frame: int = 0) -> dict:
-    """The ``extra`` dict to save with a checkpoint so that ``python -m talklib render`` can use it."""
+def render_extra(scene, audio2exp: Audio2Exp | None, audio_slice: tuple[int, int] | None, cond_default: torch.Tensor,
+                 ref_frame: int = 0, features: dict | None = None) -> dict:
+    """The ``extra`` dict to save with a checkpoint so that ``python -m talklib render`` can use it.
+
+    audio2exp / audio_slice: the audio -> expression network and the slice of the condition it drives
+    (a 3DMM-conditioned field); features: for a field with audio conditions (``scene.conditions``), the
+    feature networks (``talklib.condition.extract.subset``)."""
     bg = (scene.bg.detach().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    return {
+    out = {
         "format": FORMAT,
         "camera": {"focal": float(scene.focal), "cx": float(scene.cx), "cy": float(scene.cy),
                    "H": int(scene.H), "W": int(scene.W)},
         "c2w": scene.c2w[ref_frame].detach().cpu().float(),
         "bg": bg,
         "cond_default": cond_default.detach().cpu().float(),
-        "audio_slice": [int(audio_slice[0]), int(audio_slice[1])],
-        "audio2exp": {"config": dict(audio2exp.cfg),
-                      "state": {k: v.detach().cpu() for k, v in audio2exp.state_dict().items()}},
     }
+    if audio2exp is not None:
+        out["audio_slice"] = [int(audio_slice[0]), int(audio_slice[1])]
+        out["audio2exp"] = {"config": dict(audio2exp.cfg),
+                            "state": {k: v.detach().cpu() for k, v in audio2exp.state_dict().items()}}
+    if features is not None:
+        out["features"] = features
+    return out
 
 
-def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TalkingNeRF, Audio2Exp, dict]:
-    """The NeRF, its audio network and the render settings of a checkpoint folder."""
+def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TalkingNeRF, Audio2Exp | None, dict]:
+    """The NeRF, its audio -> expression network (None for an audio-conditioned field) and the render
+    settings of a checkpoint folder."""
     blob = load_checkpoint(ckpt_dir, map_location="cpu")
     extra = blob.get("extra") or {}
-    if extra.get("format") != FORMAT:
-        missing = [k for k in RENDER_KEYS if k not in extra]
-        raise UserError(f"checkpoint {ckpt_dir} holds a NeRF but not what rendering needs (format "
-                        f"{extra.get('format')!r}, expected {FORMAT!r}; missing: {', '.join(missing)}): use the "
-                        "one notebook 03 saves (RUN/checkpoints/nerf03), or train with `benchmarks/render.py "
-                        "--data CLIP --ckpt DIR`, which saves an audio network too (not with --toy: it has no audio)")
     model = model_from_checkpoint(blob)
-    a_cfg = extra["audio2exp"]["config"]
-    a2e = Audio2Exp(**a_cfg)
-    s0, s1 = extra["audio_slice"]
-    if extra["cond_default"].shape[0] != model.spec.dim or a_cfg["out_dim"] != s1 - s0:
+    audio_cond = model.conditioner is not None
+    need = RENDER_KEYS + (("features",) if audio_cond else ("audio_slice", "audio2exp"))
+    missing = [k for k in need if k not in extra]
+    if extra.get("format") != FORMAT or missing:
+        raise UserError(f"checkpoint {ckpt_dir} holds a NeRF but not what rendering needs (format "
+                        f"{extra.get('format')!r}, expected {FORMAT!r}; missing: {', '.join(missing) or 'none'}): use "
+                        "one that `python -m talklib train` or notebook 03 (RUN/checkpoints/nerf03) saved, or train "
+                        "with `benchmarks/render.py --data CLIP --ckpt DIR` (not with --toy: it has no audio)")
+    if extra["cond_default"].shape[0] != model.spec.dim:
         raise UserError(f"checkpoint {ckpt_dir} mixes parts of different configurations (condition of "
                         f"{extra['cond_default'].shape[0]} numbers, field expects {model.spec.dim}): retrain it")
-    try:
-        a2e.load_state_dict(extra["audio2exp"]["state"])
-    except RuntimeError:
-        raise UserError(f"checkpoint {ckpt_dir}: its audio network does not fit its configuration: retrain it") from None
+    a2e = None
+    if not audio_cond:
+        a_cfg = extra["audio2exp"]["config"]
+        a2e = Audio2Exp(**a_cfg)
+        s0, s1 = extra["audio_slice"]
+        if a_cfg["out_dim"] != s1 - s0:
+            raise UserError(f"checkpoint {ckpt_dir} mixes parts of different configurations (audio network of "
+                            f"{a_cfg['out_dim']} numbers drives a slice of {s1 - s0}): retrain it")
+        try:
+            a2e.load_state_dict(extra["audio2exp"]["state"])
+        except RuntimeError:
+            raise UserError(f"checkpoint {ckpt_dir}: its audio network does not fit its configuration: retrain it") from None
+        a2e = a2e.to(device).eval()
     cam = extra["camera"]
     if (tuple(extra["c2w"].shape) != (4, 4) or tuple(extra["bg"].shape) != (cam["H"], cam["W"], 3)
             or cam["H"] % model.cfg.upsample or cam["W"] % model.cfg.upsample):
         raise UserError(f"checkpoint {ckpt_dir}: its camera ({cam['W']}x{cam['H']}, c2w {tuple(extra['c2w'].shape)}) "
                         f"and background {tuple(extra['bg'].shape)} do not fit together: the file is damaged, retrain")
-    return model.to(device).eval(), a2e.to(device).eval(), extra
+    return model.to(device).eval(), a2e, extra
 
 
 def check_view(yaw: float, pitch: float) -> None:
@@ -86,8 +108,29 @@ def check_view(yaw: float, pitch: float) -> None:
 
 
 @torch.no_grad()
-def conditions_from_audio(a2e: Audio2Exp, extra: dict, audio: np.ndarray) -> torch.Tensor:
-    """(N, cond_dim) conditions, one per 40 ms of audio: defaults with the audio-driven slice predicted."""
+def conditions_from_audio(a2e: Audio2Exp | None, extra: dict, audio: np.ndarray,
+                          model: TalkingNeRF | None = None) -> torch.Tensor:
+    """(N, cond_dim) conditions, one per 40 ms of audio: the defaults with the audio-driven part filled in
+    (the predicted expression slice, or, for an audio-conditioned ``model``, the audio windows packed as
+    in training)."""
+    if a2e is None:
+        from talklib.condition.audionet import ConditionConfig
+        from talklib.condition.extract import features_from_audio
+        from talklib.condition.inputs import audio_window, pack
+
+        if model is None or model.conditioner is None:
+            raise ValueError("an audio-conditioned checkpoint needs its model to pack the conditions")
+        ccfg = ConditionConfig(**model.cfg.conditions)
+        feats = features_from_audio(audio, ccfg.parts, extra["features"])
+        win = audio_window(feats, ccfg.parts)
+        n = win.shape[0]
+        default = extra["cond_default"].numpy()
+        values, s = {}, 0
+        for name, d in ccfg.raw_layout().items():
+            values[name] = np.broadcast_to(default[s:s + d], (n, d))
+            s += d
+        dev = model.center.device
+        return torch.from_numpy(pack(ccfg, values, win)).to(dev)
     win = mel_windows(audio)
     dev = next(a2e.parameters()).device
     exp = predict(a2e, win)

@@ -32,15 +32,29 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
 
 
-def model_for_scene(scene: SceneData, **overrides) -> TalkingNeRF:
-    """A model sized for ``scene`` (its conditions and head box); ``overrides`` set NeRFConfig fields,
-    ``field=dict(...)`` the FieldConfig fields."""
-    cfg = NeRFConfig(cond_parts=dict(scene.cond_parts), center=tuple(float(c) for c in scene.center),
-                     radius=float(scene.radius), near=float(scene.near), far=float(scene.far))
-    for k, v in overrides.items():
-        if not hasattr(cfg, k):
-            raise ValueError(f"unknown NeRF setting {k!r}")
-        setattr(cfg, k, v)
+def model_settings(params: dict) -> dict:
+    """NeRFConfig settings (``field=`` the FieldConfig ones) from the papermill parameters ``nerf_*``
+    (a notebook's parameters, a preset, ``train``'s ``-p``), the one path from parameters to the model."""
+    from talklib import config
+
+    p = {k: params[k] if k in params else config.preset("small")[k] for k in config.names() if k.startswith("nerf_")}
+    plane = p["nerf_plane_res"]
+    plane = [int(x) for x in plane.split(",")] if isinstance(plane, str) else [int(x) for x in plane]
+    return {"n_samples": int(p["nerf_samples"]), "upsample": int(p["nerf_upsample"]), "occ_res": int(p["nerf_occ_res"]),
+            "field": {"plane_res": plane, "hidden": int(p["nerf_hidden"]), "feat_dim": int(p["nerf_feat_dim"]),
+                      "cond_code": int(p["nerf_cond_code"]), "deform": bool(p["nerf_deform"]),
+                      "view_dir": bool(p["nerf_view_dir"])}}
+
+
+def model_for_scene(scene: SceneData, **settings) -> TalkingNeRF:
+    """A model sized for ``scene`` (its conditions and head box); ``settings`` are NeRFConfig fields
+    (``model_settings`` makes them from the parameters), ``field=dict(...)`` the FieldConfig ones."""
+    try:
+        cfg = NeRFConfig(cond_parts=dict(scene.cond_parts), center=tuple(float(c) for c in scene.center),
+                         radius=float(scene.radius), near=float(scene.near), far=float(scene.far),
+                         conditions=dict(scene.conditions), **settings)
+    except TypeError as e:
+        raise ValueError(f"unknown NeRF setting: {e}") from None
     model = TalkingNeRF(cfg)
     model.set_condition_stats(scene.cond[torch.as_tensor(scene.train_idx, dtype=torch.long).to(scene.cond.device)].cpu())
     return model
@@ -48,12 +62,15 @@ def model_for_scene(scene: SceneData, **overrides) -> TalkingNeRF:
 
 def save_checkpoint(path: str | Path, model: TalkingNeRF, extra: dict | None = None,
                     optimizer: torch.optim.Optimizer | None = None, step: int = 0,
-                    history: list | None = None) -> Path:
-    """Write model config + weights (+ optimiser/step/history for resuming) atomically (``talklib.checkpoint``)."""
+                    history: list | None = None, rng: dict | None = None) -> Path:
+    """Write model config + weights (+ optimiser/step/history/random-generator states for resuming)
+    atomically (``talklib.checkpoint``)."""
     blob = {"config": model.config(), "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "step": int(step), "history": list(history or []), "extra": extra or {}}
     if optimizer is not None:
         blob["optimizer"] = optimizer.state_dict()
+    if rng is not None:
+        blob["rng"] = {k: v.get_state().cpu() for k, v in rng.items()}
     return checkpoint.save(path, blob)
 
 
@@ -85,6 +102,18 @@ def model_from_checkpoint(blob: dict, expect: dict | None = None) -> TalkingNeRF
     return model
 
 
+def warm_start(model: TalkingNeRF, source: dict) -> list[str]:
+    """Copy into ``model`` every weight of ``source`` (a checkpoint's ``state``) whose name and shape match;
+    returns the names left at their initialisation. Used to start the rows of an ablation from one trained
+    head (notebook 05: each audio embedding starts from notebook 03's field and gets the same steps); the
+    occupancy grid is copied too, so training starts on the fast path."""
+    own = model.state_dict()
+    take = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape
+            and k not in ("cond_mean", "cond_std")}
+    model.load_state_dict({**own, **take})
+    return sorted(k for k in own if k not in take)
+
+
 def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path | None = None,
         lr: float = 1e-2, frames_per_step: int = 1, ckpt_every: int = 200, occ_every: int = 100,
         occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, depth_weight: float = 0.0,
@@ -94,9 +123,12 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
 
     History rows: {"step", "loss", "psnr", "occupied", "time_s"}. With ``ckpt_dir``, resumes from
-    ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there.
-    ``callback(step, model, row) -> bool`` runs every ``callback_every`` steps (time outside it is not
-    counted in ``time_s``); returning True stops training. ``time_budget_s`` stops after that much
+    ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there; the checkpoint
+    holds the optimiser and the random generators' states, so a resumed run takes the very steps the
+    uninterrupted one would have (on the same device).
+    ``callback(step, model, row)`` runs every ``callback_every`` steps (time outside it is not counted in
+    ``time_s``); it returns True to stop training, or a dict of numbers to add to the row and show on the
+    progress bar (``{"heldout_psnr": ...}``; ``"stop": True`` in it stops too). ``time_budget_s`` stops after that much
     training time.
     ``mask_weight`` > 0 with ``scene.alpha``: add mask_weight * ||A - alpha||^2, the rendered opacity
     against the head masks (at the rendering resolution). ``depth_weight`` > 0 with
@@ -108,10 +140,7 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     training step").
     """
     dev = scene.images.device
-    grid_params = list(model.field.grid.parameters())
-    other = [p for n, p in model.named_parameters() if not n.startswith("field.grid.")]
-    opt = torch.optim.Adam([{"params": grid_params, "lr": lr * 2}, {"params": other, "lr": lr}],
-                           betas=(0.9, 0.99), eps=1e-12)
+    opt = torch.optim.Adam(model.param_groups(lr), betas=(0.9, 0.99), eps=1e-12)
     sched = lambda s: 0.1 ** (s / max(steps, 1))  # noqa: E731  exponential decay to lr/10
     start, history = 0, []
     ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
@@ -129,13 +158,18 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         start, history = int(blob["step"]), list(blob["history"])
     g = torch.Generator(device=dev).manual_seed(seed * 1000 + start)
     gcpu = torch.Generator().manual_seed(seed * 1000 + 7 + start)
+    exact = bool(start) and "rng" in blob
+    if exact:   # resume exactly where the run stopped: the same frames and jitter follow
+        g.set_state(blob["rng"]["g"].cpu())
+        gcpu.set_state(blob["rng"]["gcpu"].cpu())
     train_idx = torch.as_tensor(scene.train_idx, dtype=torch.long)
     use_grid = start >= occ_every
-    if use_grid:
+    if use_grid and not exact:   # (an exact resume has the saved occupancy grid already)
         model.update_occupancy(_occ_conditions(scene, occ_conds, gcpu), generator=g)
     t0 = time.perf_counter() - (history[-1]["time_s"] if history else 0.0)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="fit NeRF", disable=not progress)
     occupied = float(model.occupancy.occupied.float().mean())
+    shown = {}     # what the callback reported last, kept on the bar
     for step in bar:
         for pg in opt.param_groups:
             pg["lr"] = pg.setdefault("base_lr", pg["lr"]) * sched(step)
@@ -145,7 +179,7 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
                            scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half,
                            depth=use_depth, window=window)
         mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
-        loss = mse + tv_weight * model.field.grid.smoothness()
+        loss = mse + tv_weight * model.regularizer()
         if mask_weight > 0 and scene.alpha is not None:
             f = model.cfg.upsample
             a = scene.alpha[pick][:, None]
@@ -163,17 +197,24 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
                "occupied": occupied, "time_s": time.perf_counter() - t0}
         history.append(row)
         if step % 10 == 0:
-            bar.set_postfix(psnr=f"{row['psnr']:.1f}", occ=f"{occupied:.2f}")
+            bar.set_postfix(psnr=f"{row['psnr']:.1f}", occ=f"{occupied:.2f}", **shown)
         stop = False
         if callback is not None and callback_every and (step + 1) % callback_every == 0:
             tc = time.perf_counter()
             model.eval()
-            stop = bool(callback(step + 1, model, row))
+            res = callback(step + 1, model, row)
             model.train()
+            if isinstance(res, dict):
+                stop = bool(res.pop("stop", False))
+                row.update(res)
+                shown.update({k: f"{v:.2f}" for k, v in res.items()})
+                bar.set_postfix(psnr=f"{row['psnr']:.1f}", occ=f"{occupied:.2f}", **shown)
+            else:
+                stop = bool(res)
             t0 += time.perf_counter() - tc
         last = stop or step + 1 == steps or (time_budget_s is not None and row["time_s"] > time_budget_s)
         if ckpt is not None and ((step + 1) % ckpt_every == 0 or last):
-            save_checkpoint(ckpt, model, extra, opt, step + 1, history)
+            save_checkpoint(ckpt, model, extra, opt, step + 1, history, rng={"g": g, "gcpu": gcpu})
         if last:
             break
     for pg in opt.param_groups:
