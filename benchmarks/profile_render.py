@@ -115,7 +115,7 @@ def main() -> int:
                 res[f"fps_{'fused' if fu else 'fast'}_batch{n}"] = n / s
                 print(f"{'fused' if fu else 'fast'}, {n} frames per call: {n / s:.1f} FPS", flush=True)
         if True in fuse:   # image parity of the fused renderer with the reference, 8 frames
-            from talklib.nerf.train import psnr
+            from talklib.metrics.image import psnr
 
             ref = model.render(cond[:8], c2w[:8], *geo, mode="reference")["rgb"].clamp(0, 1)
             fus = model.render(cond[:8], c2w[:8], *geo, mode="fast", half=True, fused=True)["rgb"].clamp(0, 1)

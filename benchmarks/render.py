@@ -29,7 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from talklib.nerf.scene import toy_scene  # noqa: E402
-from talklib.nerf.train import evaluate, fit, model_for_scene, psnr  # noqa: E402
+from talklib.metrics.image import psnr  # noqa: E402
+from talklib.nerf.train import evaluate, fit, model_for_scene  # noqa: E402
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:

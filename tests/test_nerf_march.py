@@ -8,7 +8,8 @@ import torch
 
 from talklib.face3d.model import default_illumination
 from talklib.nerf.scene import toy_scene
-from talklib.nerf.train import fit, model_for_scene, psnr
+from talklib.metrics.image import psnr
+from talklib.nerf.train import fit, model_for_scene
 
 FIELD = dict(plane_res=[16, 32, 64], hidden=32, cond_code=8, feat_dim=8, view_dir=False)
 
@@ -98,7 +99,8 @@ def test_fused_renderer_sees_weight_changes_on_gpu():
 _INTERPRET = """
 import torch
 from talklib.nerf.scene import toy_scene
-from talklib.nerf.train import fit, model_for_scene, psnr
+from talklib.metrics.image import psnr
+from talklib.nerf.train import fit, model_for_scene
 s = toy_scene(n_frames=6, size=16, seed=0)
 torch.manual_seed(0)
 m = model_for_scene(s, n_samples=24, occ_res=16, upsample=2, field=dict(plane_res=[8, 16], hidden=16, cond_code=8,

@@ -5,7 +5,8 @@ import torch
 
 from talklib.errors import UserError
 from talklib.nerf.scene import toy_scene
-from talklib.nerf.train import evaluate, fit, load_checkpoint, model_for_scene, psnr
+from talklib.metrics.image import psnr
+from talklib.nerf.train import evaluate, fit, load_checkpoint, model_for_scene
 
 SMALL = dict(n_samples=16, occ_res=8, field=dict(plane_res=[8, 16], hidden=16, cond_code=8, deform=False))
 

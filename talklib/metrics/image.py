@@ -36,19 +36,30 @@ def mse(a, b) -> float:
 
 
 def psnr(pred, ref, data_range: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` over all pixels (inf if identical)."""
-    p, r = np.asarray(pred), np.asarray(ref)
+    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)`` — talklib's one PSNR.
+
+    One image ``(H, W[, C])``: over its pixels. A batch or video ``(N, H, W, C)``: the **mean of the
+    per-frame PSNRs**, the convention AD-NeRF and ER-NeRF report (and the trainer, the suite and every
+    notebook use); a frame identical to its reference makes it inf. Accepts numpy arrays and torch
+    tensors (any device; they are copied to the CPU).
+    """
+    p, r = _numpy(pred), _numpy(ref)
     _check_pair(p, r)
+    if p.ndim == 4:
+        return float(np.mean([_psnr_one(p[i], r[i], data_range) for i in range(len(p))]))
+    return _psnr_one(p, r, data_range)
+
+
+def _numpy(a) -> np.ndarray:
+    if hasattr(a, "detach"):     # a torch tensor
+        a = a.detach().float().cpu().numpy()
+    return np.asarray(a)
+
+
+def _psnr_one(p: np.ndarray, r: np.ndarray, data_range: float | None) -> float:
     pf, rng = _as_float(p, data_range)
     err = float(np.mean((pf - r.astype(np.float64)) ** 2))
     return math.inf if err == 0.0 else 10.0 * math.log10(rng * rng / err)
-
-
-def psnr_video(pred, ref, data_range: float | None = None) -> float:
-    """Mean of the per-frame PSNR over ``(N, H, W, C)`` (the convention of AD-NeRF / ER-NeRF)."""
-    p, r = np.asarray(pred), np.asarray(ref)
-    _check_pair(p, r)
-    return float(np.mean([psnr(p[i], r[i], data_range) for i in range(len(p))]))
 
 
 def _window_1d(gaussian: bool, win_size: int | None, sigma: float) -> np.ndarray:

@@ -116,7 +116,7 @@ def evaluate_videos(pred: np.ndarray, ref: np.ndarray, fps: float = 25.0, audio:
         raise UserError(f"no audio for {pred_name}: give --audio WAV (or a video with a sound track) for the "
                         f"lip-sync metrics")
     out: dict = {"frames": int(len(pred)), "fps": float(fps)}
-    out["psnr"] = float(np.mean([psnr(p, r) for p, r in zip(pred, ref)]))
+    out["psnr"] = psnr(pred, ref)                     # per-frame mean (talklib.metrics.image.psnr)
     out["ssim"] = float(np.mean(ssim_map_mean(pred, ref)))
     out["lpips"] = lpips_distance(lpips_model, pred, ref)
 

@@ -26,18 +26,15 @@ from talklib.nerf.scene import SceneData
 CKPT_NAME = "nerf.pt"
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio (dB) of images in [0, 1]."""
-    mse = torch.mean((a.clamp(0, 1) - b) ** 2).item()
-    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
-
-
 def model_settings(params: dict) -> dict:
     """NeRFConfig settings (``field=`` the FieldConfig ones) from the papermill parameters ``nerf_*``
     (a notebook's parameters, a preset, ``train``'s ``-p``), the one path from parameters to the model."""
-    from talklib import config
-
-    p = {k: params[k] if k in params else config.preset("small")[k] for k in config.names() if k.startswith("nerf_")}
+    need = ("nerf_samples", "nerf_upsample", "nerf_occ_res", "nerf_plane_res", "nerf_hidden", "nerf_feat_dim",
+            "nerf_cond_code", "nerf_deform", "nerf_view_dir")
+    missing = [k for k in need if k not in params]
+    if missing:
+        raise ValueError(f"model_settings needs the parameters {', '.join(missing)} (talklib.config)")
+    p = {k: params[k] for k in need}
     plane = p["nerf_plane_res"]
     plane = [int(x) for x in plane.split(",")] if isinstance(plane, str) else [int(x) for x in plane]
     return {"n_samples": int(p["nerf_samples"]), "upsample": int(p["nerf_upsample"]), "occ_res": int(p["nerf_occ_res"]),
@@ -122,7 +119,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         callback=None, callback_every: int = 0) -> list[dict]:
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
 
-    History rows: {"step", "loss", "psnr", "occupied", "time_s"}. With ``ckpt_dir``, resumes from
+    History rows: {"step", "loss", "psnr", "occupied", "time_s"} ("psnr": -10 log10 of the step's MSE, a readout
+    of the loss; held-out PSNR is ``talklib.metrics.image.psnr``). With ``ckpt_dir``, resumes from
     ``ckpt_dir/nerf.pt`` when it exists (same configuration required) and saves there; the checkpoint
     holds the optimiser and the random generators' states, so a resumed run takes the very steps the
     uninterrupted one would have (on the same device).
