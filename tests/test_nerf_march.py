@@ -66,6 +66,53 @@ def test_fused_render_matches_the_reference_on_gpu(deform, upsample, illu, hidde
     assert (fused["acc"] - ref["acc"]).abs().mean() < 1e-3
 
 
+def _audio_toy(device):
+    """The toy head conditioned through the conditions stage: an audio window per frame (MFCC-shaped)
+    that carries the mouth opening, so the Conditioner's audio net and attention are on the path."""
+    import numpy as np
+
+    from talklib.condition.audionet import ConditionConfig
+    from talklib.condition.inputs import pack
+    from talklib.condition.spec import parse
+
+    s = toy_scene(n_frames=12, size=32, seed=0, device=device)
+    cfg = ConditionConfig.from_parts(parse("mfcc"), audio_dim=4, frames=4)
+    jaw = s.cond[:, :1].cpu().numpy()
+    win = np.repeat(jaw[:, None, :], 16, axis=1) * np.linspace(0.5, 1.5, 13, dtype=np.float32)
+    raw = torch.from_numpy(pack(cfg, {}, win.astype(np.float32))).to(device)
+    return dataclasses.replace(s, cond=raw, cond_parts=cfg.raw_layout(), conditions=cfg.to_dict())
+
+
+@pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
+def test_fused_render_matches_the_reference_for_an_audio_conditioned_field_on_gpu():
+    dev = torch.device("cuda")
+    s = _audio_toy(dev)
+    torch.manual_seed(0)
+    m = model_for_scene(s, n_samples=48, occ_res=32, upsample=1, field=dict(FIELD, deform=True, feat_dim=3)).to(dev)
+    assert m.conditioner is not None
+    fit(m, s, steps=150, lr=2e-2, occ_every=50, progress=False)
+    m.eval()
+    with torch.no_grad():
+        assert m.can_fuse(dev)
+        args = (s.cond, s.c2w, s.focal, s.cx, s.cy, s.H, s.W, s.bg)
+        ref = m.render(*args, mode="reference")
+        fused = m.render(*args, mode="fast", fused=True)
+    assert psnr(ref["rgb"], s.images) > 15.0
+    assert psnr(fused["rgb"].clamp(0, 1), ref["rgb"].clamp(0, 1)) > 45.0
+
+
+@pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
+def test_a_plugged_in_field_the_kernel_does_not_implement_is_refused_on_gpu():
+    from talklib.nerf.march_triton import unsupported
+    from talklib.nerf.model import NeRFConfig, TalkingNeRF
+
+    class Other(torch.nn.Module):
+        pass
+
+    m = TalkingNeRF(NeRFConfig(cond_parts={"f_exp": 2}), field=Other())
+    assert "kernel implements talklib's ConditionalField" in unsupported(m)
+
+
 @pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
 def test_fused_renderer_refuses_view_dependent_colour_on_gpu():
     from talklib.nerf.march_triton import march

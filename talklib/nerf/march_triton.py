@@ -39,6 +39,10 @@ MAX_SAMPLES = 62    # occupied samples of a ray are bits of an int64
 
 def unsupported(model) -> str | None:
     """Why the fused kernel cannot render ``model`` (a TalkingNeRF), or None when it can."""
+    from talklib.nerf.field import ConditionalField
+
+    if not isinstance(model.field, ConditionalField):
+        return f"its field is a {type(model.field).__name__}; the kernel implements talklib's ConditionalField"
     f = model.field.cfg
     if f.view_dir:
         return "the colour depends on the view direction (view_dir=True)"
