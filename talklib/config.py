@@ -123,10 +123,12 @@ PARAMS: list[Param] = [
     Param("sync_eval_min_seconds", float, 3.0, 3.0, "held-out clips at least this long count for the offset-recovery target"),
     Param("eval_cpbd_every", int, 2, 1, "CPBD on every k-th frame in the evaluation suite"),
     # --- 05 audio-conditioned NeRF (issue 14) ----------------------------------------------------
-    Param("cond_steps", int, 150, 3000, "training steps of each field of notebook 05's tables (every row the same), "
+    Param("cond_steps", int, 100, 3000, "training steps of each field of notebook 05's tables (every row the same), "
           "each starting from notebook 03's field"),
     Param("cond_audio_dim", int, 32, 64, "size of the audio code AD-NeRF's audio net hands the field"),
     Param("cond_frames", int, 8, 8, "neighbouring frames AD-NeRF's audio attention weighs (1 = no attention)"),
+    Param("cond_focus_every", int, 4, 4, "of every k steps of an audio-conditioned field, k - 1 render only the lower "
+          "face (AD-NeRF samples its rays in the face box); 0 or 1 = whole frames only"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -261,6 +263,7 @@ RULES: dict[str, Rule] = {
     "sync_threads": IntRange(0, 1024), "sync_eval_shifts": ListOf(IntRange(1, 100), 1, 32, ints=True),
     "sync_eval_min_seconds": Range(0.0, 3600.0), "eval_cpbd_every": IntRange(1, 10_000),
     "cond_steps": _STEPS, "cond_audio_dim": IntRange(1, 1024), "cond_frames": IntRange(1, 64),
+    "cond_focus_every": IntRange(0, 1000),
 }
 
 

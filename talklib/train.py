@@ -6,7 +6,8 @@
 DIR is a clip folder in talklib's AD-NeRF layout (``transforms_*.json``, ``ori_imgs/``, ``aud_*.npy``) or a
 corpus (its training clip is used). The conditions are ``talklib.condition`` names (the error lists
 them); the sizes and steps come from the preset's ``nerf_*`` (and the audio net's ``cond_audio_dim``,
-``cond_frames``) parameters, overridden with ``-p``.
+``cond_frames``; ``cond_focus_every``: an audio-conditioned field trains mostly on the lower face, as
+AD-NeRF does) parameters, overridden with ``-p``.
 Training shows a tqdm bar with the held-out PSNR, writes an atomic checkpoint (``nerf.pt``) every
 ``--ckpt-every`` steps and at the end, and ``--resume`` continues after a crash or ``kill -9`` from the
 last one. A finished folder (``train.json`` says so) is refused unless ``--resume`` (nothing to do) or
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     from talklib.condition.audionet import ConditionConfig
     from talklib.condition.inputs import audio_dims
     from talklib.condition.spec import parse
-    from talklib.nerf.scene import from_clip
+    from talklib.nerf.scene import from_clip, lower_face_box
     from talklib.nerf.train import fit, model_for_scene, model_settings
     from talklib.outputs import atomic_write_text, output_lock, remove_stale
     from talklib.runtime import pick_device
@@ -220,7 +221,9 @@ def run(args: argparse.Namespace) -> int:
                       frames_per_step=params["nerf_frames_per_step"], ckpt_every=args.ckpt_every, occ_every=50,
                       mask_weight=params["nerf_mask_weight"], depth_weight=params["nerf_depth_weight"],
                       seed=params["seed"], extra=extra, time_budget_s=params["nerf_fit_seconds"],
-                      callback=heldout_reader(scene), callback_every=args.eval_every)
+                      callback=heldout_reader(scene), callback_every=args.eval_every,
+                      focus=lower_face_box(clip, scene.H, model.cfg.upsample) if scene.conditions else None,
+                      focus_every=params["cond_focus_every"])
         last = history[-1]
         final = heldout_reader(scene, frames=len(scene.test_idx))(last["step"], model.eval(), last)
         summary = {"status": "finished" if last["step"] >= params["nerf_steps"] else "stopped by nerf_fit_seconds",

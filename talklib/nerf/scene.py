@@ -301,3 +301,20 @@ def with_conditions(scene: SceneData, clip, conditions) -> SceneData:
         audio_dims(clip, parse(conditions)))
     raw = torch.from_numpy(pack_clip(clip, ccfg, scene.images.shape[0])).to(scene.images.device)
     return replace(scene, cond=raw, cond_parts=ccfg.raw_layout(), conditions=ccfg.to_dict() if ccfg.audio_channels else {})
+
+
+def lower_face_box(clip, size: int, multiple: int = 1, grow: float = 0.6) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of the mouth's region in frames resized to size x size: the box of the
+    outer lip line over every frame of the clip (its ground-truth / fitted 2D landmarks), grown by
+    ``grow`` times its size on each side, snapped outwards to multiples of ``multiple`` (the upsampling
+    factor). The window ``fit(focus=...)`` trains on."""
+    from talklib.face3d.topology import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
+
+    H0, W0 = clip.size
+    p = clip.landmarks2d("front")[:, list(LIPS_OUTER_UPPER + LIPS_OUTER_LOWER)].reshape(-1, 2).astype(np.float64)
+    p = p[np.isfinite(p).all(1)] * np.array([size / W0, size / H0])
+    (x0, y0), (x1, y1) = p.min(0), p.max(0)
+    gx, gy = grow * (x1 - x0), grow * (y1 - y0)
+    snap_lo = lambda v: int(max(0, np.floor(v / multiple) * multiple))  # noqa: E731
+    snap_hi = lambda v: int(min(size, np.ceil(v / multiple) * multiple))  # noqa: E731
+    return snap_lo(y0 - gy), snap_hi(y1 + gy), snap_lo(x0 - gx), snap_hi(x1 + gx)

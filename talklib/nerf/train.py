@@ -116,7 +116,8 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
         occ_conds: int = 16, tv_weight: float = 1e-4, mask_weight: float = 0.0, depth_weight: float = 0.0,
         seed: int = 0, half: bool = False, window: int = 0,
         progress: bool = True, extra: dict | None = None, time_budget_s: float | None = None,
-        callback=None, callback_every: int = 0) -> list[dict]:
+        callback=None, callback_every: int = 0, focus: tuple[int, int, int, int] | None = None,
+        focus_every: int = 0) -> list[dict]:
     """Train ``model`` on ``scene`` (same device) for ``steps`` steps; returns the loss history.
 
     History rows: {"step", "loss", "psnr", "occupied", "time_s"} ("psnr": -10 log10 of the step's MSE, a readout
@@ -133,6 +134,10 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
     ``scene.depth`` (the 3DMM prior, ``scene.prior_depth``): add depth_weight * mean((E[t] - t_prior) / radius)^2
     over the pixels the prior's surface covers (E[t] = sum_i w_i t_i), and as much opacity-vs-coverage
     loss; beyond Eq. (6), it pins the geometry that novel views need.
+    ``focus`` (row0, row1, col0, col1) in pixels, multiples of the upsampling factor, with ``focus_every`` = k:
+    of every k steps, k - 1 render only that window of the frame (the lower face, say) and one the whole
+    frame. AD-NeRF samples most of its rays inside the face box for the same reason: the audio moves a
+    few per cent of the pixels, and whole frames bury that signal under the still head.
     ``window``: the fast path's early-termination window once the occupancy grid is on (0, the
     default: off, which trained as fast or faster on a GPU: benchmarks/RESULTS.md, section "The
     training step").
@@ -173,18 +178,22 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
             pg["lr"] = pg.setdefault("base_lr", pg["lr"]) * sched(step)
         pick = train_idx[torch.randint(len(train_idx), (frames_per_step,), generator=gcpu)].to(dev)
         use_depth = depth_weight > 0 and scene.depth is not None
-        out = model.render(scene.cond[pick], scene.c2w[pick], scene.focal, scene.cx, scene.cy, scene.H, scene.W,
-                           scene.bg, mode="fast" if use_grid else "reference", perturb=True, generator=g, half=half,
-                           depth=use_depth, window=window)
-        mse = torch.mean((out["rgb"] - scene.images[pick]) ** 2)
+        y0, y1, x0, x1 = (0, scene.H, 0, scene.W)
+        if focus is not None and focus_every > 1 and step % focus_every:
+            y0, y1, x0, x1 = focus        # a window of the frame: the same camera, its principal point shifted
+        out = model.render(scene.cond[pick], scene.c2w[pick], scene.focal, scene.cx - x0, scene.cy - y0, y1 - y0,
+                           x1 - x0, scene.bg[y0:y1, x0:x1], mode="fast" if use_grid else "reference", perturb=True,
+                           generator=g, half=half, depth=use_depth, window=window)
+        mse = torch.mean((out["rgb"] - scene.images[pick][:, y0:y1, x0:x1]) ** 2)
         loss = mse + tv_weight * model.regularizer()
         if mask_weight > 0 and scene.alpha is not None:
             f = model.cfg.upsample
-            a = scene.alpha[pick][:, None]
+            a = scene.alpha[pick][:, None, y0:y1, x0:x1]
             a = a if f == 1 else torch.nn.functional.avg_pool2d(a, f)
             loss = loss + mask_weight * torch.mean((out["acc"] - a[:, 0]) ** 2)
         if use_depth:
-            loss = loss + depth_weight * _depth_loss(out, scene.depth[pick], model.cfg.upsample, model.cfg.radius)
+            loss = loss + depth_weight * _depth_loss(out, scene.depth[pick][:, y0:y1, x0:x1], model.cfg.upsample,
+                                                     model.cfg.radius)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -192,7 +201,7 @@ def fit(model: TalkingNeRF, scene: SceneData, steps: int, ckpt_dir: str | Path |
             occupied = model.update_occupancy(_occ_conditions(scene, occ_conds, gcpu), generator=g)
             use_grid = True
         row = {"step": step + 1, "loss": float(mse.detach()), "psnr": -10.0 * float(torch.log10(mse.detach())),
-               "occupied": occupied, "time_s": time.perf_counter() - t0}
+               "occupied": occupied, "time_s": time.perf_counter() - t0, "whole_frame": (y1 - y0, x1 - x0) == (scene.H, scene.W)}
         history.append(row)
         if step % 10 == 0:
             bar.set_postfix(psnr=f"{row['psnr']:.1f}", occ=f"{occupied:.2f}", **shown)
