@@ -53,6 +53,7 @@ audio_sync_max_shift = 10
 
 # %%
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.express as px
@@ -360,9 +361,14 @@ assert int(np.argmax(sync["curve"])) == audio_sync_max_shift
 # ## 2.8 Features for the NeRF notebooks
 # Each clip folder now also gets the learned features: `aud_phon_win` (N, 16, 40, DeepSpeech-like),
 # `aud_ssplit` (N, 82: content 16 | rhythm 2 | pitch 64, Eq. 7's $a_c, a_r, a_p$) and `aud_sync`
-# (N, dim: DFA-NeRF's synchronised $f_a$).
+# (N, dim: DFA-NeRF's synchronised $f_a$), and beside them the three networks that computed them with
+# the voice's F0 statistics, `aud_extractors.pt` (`talklib.condition.extract`): a NeRF trained on these
+# features carries them in its checkpoint, so `python -m talklib render` computes the same features
+# from any driving audio (notebook 05).
 
 # %%
+from talklib.condition import extract as CX
+
 with torch.no_grad():
     for u in utts:
         codes = u.data["codes"]
@@ -370,6 +376,10 @@ with torch.no_grad():
         AC.write_clip_features(u, {"phon_win": u.data["phon_win"],
                                    "ssplit": np.concatenate([codes["content"], codes["rhythm"], codes["pitch"]], 1),
                                    "sync": f_a.astype(np.float32)})
+        if u.path is not None:
+            CX.save_bundle(Path(u.path) / CX.BUNDLE_NAME,
+                           CX.make_bundle(ssplit, recognizer, audio_enc, info["f0_stats"][u.voice],
+                                          (audio_f0_min, audio_f0_max)))
 c0 = corpus.clips()[0]
 print({k: c0.audio_features(k).shape for k in ("mel", "mel_win", "phon_win", "ssplit", "sync", "f0q")})
 assert c0.audio_features("ssplit").shape == (c0.n_frames, sum(cfg.code_dims))
