@@ -62,8 +62,9 @@ SECTIONS = {
     "00": "this overview",
     "01": "NeRF-3DTalker Eq. (1), DFA-NeRF Eq. (1): the 3D morphable model, the synthetic speaker",
     "02": "Disentangled audio NeRF Eq. (5)–(6) (SpeechSplit), DFA-NeRF Eq. (3) (contrastive sync)",
-    "03": "NeRF-3DTalker Eq. (4)–(6), Disentangled audio NeRF Eq. (7), DFA-NeRF Eq. (10): the conditional NeRF",
-    "05": "NeRF-3DTalker Eq. (2), S3D-NeRF Eq. (7)–(8): the lip-sync expert, and every metric the papers report",
+    "03": "NeRF-3DTalker Eq. (4)–(6), DFA-NeRF Eq. (10): the conditional NeRF",
+    "04": "NeRF-3DTalker Eq. (2), S3D-NeRF Eq. (7)–(8): the lip-sync expert, and every metric the papers report",
+    "05": "Disentangled audio NeRF Eq. (7), Table 1; DFA-NeRF Table 5: which audio feature drives the field best",
 }
 
 
@@ -102,7 +103,7 @@ stages = [
     "audio features · 02",             # 3
     "conditional NeRF · 03",           # 4
     "rendered frames, any view",       # 5
-    "lip-sync expert + metrics · 05",  # 6
+    "lip-sync expert + metrics · 04, audio-driven NeRF · 05",  # 6
     "report",                          # 7
 ]
 links = [(0, 1, 3), (0, 3, 3), (1, 2, 2), (1, 5, 1), (2, 4, 2), (3, 4, 2), (3, 6, 1), (4, 5, 4), (5, 6, 4), (6, 7, 5)]

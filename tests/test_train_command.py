@@ -47,6 +47,14 @@ def test_train_then_render_from_a_wav(featured_corpus, tmp_path, capsys):
     assert len(frames) == featured_corpus.clip(split="testA").n_frames and frames.shape[1:] == (16, 16, 3)
 
 
+def test_audio_shorter_than_the_window_is_refused_by_render(featured_corpus, tmp_path, capsys, wav):
+    out = tmp_path / "short"
+    assert main(_train(featured_corpus, out, "deepspeech,f_illu", 5)) == 0
+    _one_line(capsys, ["render", "--checkpoint", str(out), "--audio", str(wav), "--out", str(tmp_path / "s.mp4")],
+              "needs at least 0.32 s")
+    assert not (tmp_path / "s.mp4").exists()
+
+
 def test_a_3dmm_expression_field_gets_an_audio_network_to_be_rendered(featured_corpus, tmp_path):
     out = tmp_path / "exp"
     assert main(_train(featured_corpus, out, "f_exp:12,f_illu", 10)) == 0

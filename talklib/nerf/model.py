@@ -102,9 +102,10 @@ class TalkingNeRF(nn.Module):
             raise ValueError(f"cond_parts {dict(cfg.cond_parts)} do not match the conditions' layout {ccfg.raw_layout()}")
         self.conditioner = Conditioner(ccfg) if ccfg is not None else None
         field_dim = ccfg.out_dim if ccfg is not None else self.spec.dim
-        # SH lighting as the last condition part enters the colour linearly (field.py) unless told otherwise
-        parts = list(cfg.cond_parts.items())
-        illu = 27 if parts and parts[-1] == ("f_illu", 27) else 0
+        # SH lighting (the part named f_illu, packed last: talklib.condition.spec) enters the colour linearly
+        illu = int(cfg.cond_parts.get("f_illu", 0))
+        if illu and list(cfg.cond_parts)[-1] != "f_illu":
+            raise ValueError(f"f_illu must be the last condition part (talklib.condition packs it last): {dict(cfg.cond_parts)}")
         fcfg = FieldConfig.from_dict({**FieldConfig(cond_dim=field_dim).to_dict(), "illu_dim": illu,
                                       **cfg.field, "cond_dim": field_dim})
         self.cfg.field = fcfg.to_dict()
