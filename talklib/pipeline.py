@@ -206,6 +206,18 @@ def _stop_kernels(managers: list) -> None:
                 pass
 
 
+def _quiet_executors() -> None:
+    """Keep papermill / nbclient / asyncio from logging to the terminal: a notebook's failure is reported
+    as one line from ``step.error`` (the traceback is in the executed notebook), and on Ctrl-C the kernel
+    may die before papermill notices, which nbclient logs ("Kernel died while waiting for execute reply")
+    and asyncio reports again when the dead task is collected ("Task exception was never retrieved") —
+    lines after the one-line message the user is owed."""
+    import logging
+
+    for name in ("papermill", "nbclient", "traitlets", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def execute(step: Step, out: Path, prepare_to: Path | None = None, lock_fd: int | None = None) -> None:
     """Run one notebook with papermill into ``out/notebooks``; on failure say which cell and why.
 
@@ -235,6 +247,7 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None, lock_fd: int 
             launch["pass_fds"] = (lock_fd,)
         kw["kernel_manager_class"] = _kernel_manager(launch, managers)
     step.status = "running"
+    _quiet_executors()
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
