@@ -97,9 +97,12 @@ CLAIMS: list[Claim] = [
     Claim(NB5, "suite: LSE-C of the shifted video against GT's, abs(1 - ratio)",
           lambda d: abs(1 - d["shifted_lse_c"] / d["GT_lse_c"]), 0.25, "max"),
     Claim(NB5, "suite: blurred copy's LSE-C / GT's", ratio("blurred_lse_c", "GT_lse_c"), 0.5),
-    Claim(NB5, "notebook 03's testA head: abs. AV offset of the audio-driven video", lambda d: abs(d["nb03_audio_av_offset"]),
-          1.0, "max"),
-    Claim(NB5, "notebook 03's testA head: LSE-C audio-driven / silent", ratio("nb03_audio_lse_c", "nb03_no_audio_lse_c"), 2.0),
+    Claim(NB5, "notebook 03's render of testA's audio: abs. AV offset (recorded: seed 2's is 7)",
+          lambda d: abs(d["nb03_render_audio_av_offset"]), 1.0, "none"),
+    Claim(NB5, "notebook 03's render of testA's audio: LSE-C audio-driven / silent",
+          ratio("nb03_render_audio_lse_c", "nb03_render_no_audio_lse_c"), 2.0),
+    Claim(NB5, "notebook 03's testA-lit head: LSE-C audio-driven / silent (recorded: seeds 2-4's testA light)",
+          ratio("nb03_audio_lse_c", "nb03_no_audio_lse_c"), 2.0, "none"),
 ]
 
 

@@ -391,7 +391,8 @@ for name, frames_v in videos.items():
     write_video(video_path(run_dir, NB, f"testA_{name.replace(' ', '_')}"), frames_v, fps=25, audio=score_audio)
 refs = {"ground truth": video_landmarks(videos["ground truth"], "testA ground truth"),
         "truth": video_landmarks(videos["truth"], "the truth render")}
-scores = {(name, ref): evaluate_videos(videos[name], videos[ref], fps=25, ref_landmarks=lm_ref)
+scores = {(name, ref): evaluate_videos(videos[name], videos[ref], fps=25, ref_landmarks=lm_ref,
+                                      cpbd_every=n_score)   # (CPBD, not read here, on one frame)
           for ref, lm_ref in refs.items() for name in exp_by_variant if name != ref}
 timings["score_s"] = time.perf_counter() - t0
 print(f"{'expression from':16s} {'against':14s} {'PSNR':>6s} {'SSIM':>6s} {'M-LMD px':>8s} {'face found':>10s}")
@@ -416,6 +417,21 @@ print("mediapipe finds the rendered face in:", {k: round(r["face_found"], 2) for
 # testA's head poses badly (truth render vs ground truth 13.9 dB) and mediapipe's mouth points on such
 # frames are noisy. Sync is asserted instead, with the lip-sync expert, in notebook 04, section 6.
 print(f"M-LMD vs the truth render, audio / no audio: {lmd[('audio', 'truth')] / lmd[('no audio', 'truth')]:.3f}")
+
+# %% [markdown]
+# What `python -m talklib render` itself gives for testA's audio: the recorded front camera and the
+# training clip's mean lighting (the render settings saved with the checkpoint), the expression predicted
+# from the audio — and, for comparison, the same with the mean expression (silent). Lit as in training,
+# these are the renders the field is good at; notebook 04 (section 6) asserts that the expert finds the
+# first in sync with testA's audio and the second not.
+
+# %%
+with torch.no_grad():
+    cond_render = conditions_from_audio(a2e, extra, score_audio)
+    silent = extra["cond_default"].to(dev).expand(cond_render.shape[0], -1)
+    for name, c in (("render_audio", cond_render), ("render_no_audio", silent)):
+        write_video(video_path(run_dir, NB, name), upscale(render_frames(model, extra, c, progress=False)), fps=25,
+                    audio=score_audio)
 
 # %% [markdown]
 # ## 9 · The same model at full size
