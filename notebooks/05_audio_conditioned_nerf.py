@@ -68,6 +68,7 @@ cond_steps = 100
 cond_audio_dim = 32
 cond_frames = 8
 cond_focus_every = 4
+cond_score_frames = 100
 
 # %%
 from talklib.notebook import setup
@@ -247,7 +248,8 @@ assert gap < 1e-3, gap
 # %% [markdown]
 # ## 5.5 Scored on unseen sentences (testA)
 # Each row renders testA — sentences it never heard, the head poses and lighting of that clip — from
-# testA's own audio features, and the suite of notebook 04 scores it against the ground-truth video:
+# testA's own audio features (its first `cond_score_frames` frames: 4 s at the small preset, all of it at
+# the full), and the suite of notebook 04 scores it against the ground-truth video:
 # PSNR and SSIM, mouth landmark distance M-LMD, LSE-C / LSE-D with notebook 04's expert, the PSNR of
 # the eye region (the paper's patch view of eyes and lips), and blinks per second against the truth's
 # (the paper's qualitative claim that DeepSpeech gives "fidgety blinks"). The reference row is notebook
@@ -262,7 +264,7 @@ from talklib.sync.model import load_sync  # noqa: E402
 
 expert = load_sync(sync_path)
 test_base = from_clip(test_clip, size=nerf_size, conditions="f_illu").to(dev)
-n_test = test_base.images.shape[0]
+n_test = test_base.images.shape[0] if cond_score_frames == 0 else min(test_base.images.shape[0], cond_score_frames)
 audio_test = test_clip.audio()[: n_test * 640]
 
 
@@ -274,7 +276,7 @@ def to_u8(x):
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-gt = to_u8(test_base.images.cpu().numpy())
+gt = to_u8(test_base.images[:n_test].cpu().numpy())
 gt_up = upscale(gt)
 lm_gt = video_landmarks(gt_up, "testA ground truth")
 r0, r1, c0, c1 = (v * nerf_size // nerf_score_size for v in eye_box(lm_gt.xy[lm_gt.found]))

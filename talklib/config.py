@@ -127,6 +127,7 @@ PARAMS: list[Param] = [
           "each starting from notebook 03's field"),
     Param("cond_audio_dim", int, 32, 64, "size of the audio code AD-NeRF's audio net hands the field"),
     Param("cond_frames", int, 8, 8, "neighbouring frames AD-NeRF's audio attention weighs (1 = no attention)"),
+    Param("cond_score_frames", int, 100, 0, "testA frames notebook 05 scores each row on (0 = all)"),
     Param("cond_focus_every", int, 4, 4, "of every k steps of an audio-conditioned field, k - 1 render only the lower "
           "face (AD-NeRF samples its rays in the face box); 0 or 1 = whole frames only"),
 ]
@@ -263,7 +264,7 @@ RULES: dict[str, Rule] = {
     "sync_threads": IntRange(0, 1024), "sync_eval_shifts": ListOf(IntRange(1, 100), 1, 32, ints=True),
     "sync_eval_min_seconds": Range(0.0, 3600.0), "eval_cpbd_every": IntRange(1, 10_000),
     "cond_steps": _STEPS, "cond_audio_dim": IntRange(1, 1024), "cond_frames": IntRange(1, 64),
-    "cond_focus_every": IntRange(0, 1000),
+    "cond_focus_every": IntRange(0, 1000), "cond_score_frames": IntRange(0, 1_000_000),
 }
 
 
