@@ -88,8 +88,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from talklib.condition.audionet import ConditionConfig
-from talklib.condition.inputs import audio_dims
-from talklib.condition.spec import CONDITIONS, parse
+from talklib.condition.inputs import config_for
+from talklib.condition.spec import CONDITIONS
 from talklib.nerf.scene import from_clip, with_conditions
 from talklib.nerf.train import evaluate, fit, load_checkpoint, model_for_scene, model_settings, warm_start
 from talklib.outputs import save_figure, save_image, video_path, write_metrics
@@ -131,8 +131,7 @@ clip, test_clip = corpus.clip(split="train"), corpus.clip(split="testA")
 
 
 def config_of(audio: str, c=clip) -> ConditionConfig:
-    return ConditionConfig.from_parts(audio_dims(c, parse(",".join(x for x in (audio, "f_illu") if x))),
-                                      audio_dim=cond_audio_dim, frames=cond_frames)
+    return config_for(c, ",".join(x for x in (audio, "f_illu") if x), audio_dim=cond_audio_dim, frames=cond_frames)
 
 
 cfg_eq7 = config_of(ROWS["SpeechSplit (all three, Eq. 7)"])

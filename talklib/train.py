@@ -115,20 +115,15 @@ def audio2exp_for(clip, corpus, exp_dims: int, steps: int, seed: int, dev):
     return a2e.eval()
 
 
-def render_settings(scene, clip, corpus, params: dict, dev) -> dict:
+def render_settings(scene, clip, corpus, params: dict, dev, networks: dict) -> dict:
     """What the checkpoint needs so that ``render`` drives it from audio alone."""
     import torch
 
-    from talklib.condition.audionet import ConditionConfig
-    from talklib.condition.extract import BUNDLE_NAME, load_bundle, subset
     from talklib.nerf.talk import render_extra
 
     default = scene.cond[torch.as_tensor(scene.train_idx)].mean(0)
     if scene.conditions:
-        parts = ConditionConfig(**scene.conditions).parts
-        path = clip.path / BUNDLE_NAME
-        bundle = load_bundle(path) if path.is_file() else None
-        return render_extra(scene, None, None, default, features=subset(bundle, parts, str(clip.path)))
+        return render_extra(scene, None, None, default, features=networks)
     if "f_exp" in scene.cond_parts:
         k = scene.cond_parts["f_exp"]
         start = 0
@@ -167,8 +162,8 @@ def heldout_reader(scene, frames: int = 8):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from talklib.condition.audionet import ConditionConfig
-    from talklib.condition.inputs import audio_dims
+    from talklib.condition.extract import clip_networks
+    from talklib.condition.inputs import config_for
     from talklib.condition.spec import parse
     from talklib.nerf.scene import from_clip, lower_face_box
     from talklib.nerf.train import fit, model_for_scene, model_settings
@@ -187,13 +182,9 @@ def run(args: argparse.Namespace) -> int:
         dev = pick_device(args.device)
     except ValueError as e:
         raise UserError(str(e)) from None
-    from talklib.condition.inputs import clip_features
-
-    clip_features(clip, parts)           # a missing feature file or network is refused before anything is written
-    from talklib.condition.extract import BUNDLE_NAME, load_bundle, subset
-
-    bundle_path = clip.path / BUNDLE_NAME
-    subset(load_bundle(bundle_path) if bundle_path.is_file() else None, parts, str(clip.path))
+    # a missing feature file or feature network is refused before anything is written
+    ccfg = config_for(clip, parts, audio_dim=params["cond_audio_dim"], frames=params["cond_frames"])
+    networks = clip_networks(clip, parts)
     if args.force and out.is_dir():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,15 +199,13 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
         torch.manual_seed(params["seed"])
         t0 = time.perf_counter()
-        ccfg = ConditionConfig.from_parts(audio_dims(clip, parts), audio_dim=params["cond_audio_dim"],
-                                          frames=params["cond_frames"])
         scene = from_clip(clip, size=params["nerf_size"], conditions=ccfg, masks=params["nerf_mask_weight"] > 0,
                           depth=params["nerf_depth_weight"] > 0, box_scale=params["nerf_box_scale"]).to(dev)
         print(f"{clip.path}: {scene.images.shape[0]} frames at {scene.W}x{scene.H}, conditions "
               f"{', '.join(str(p) for p in parts)} ({scene.cond.shape[1]} numbers per frame), "
               f"{len(scene.train_idx)} for training, {len(scene.test_idx)} held out", flush=True)
         model = model_for_scene(scene, **model_settings(params)).to(dev)
-        extra = render_settings(scene, clip, corpus, params, dev)
+        extra = render_settings(scene, clip, corpus, params, dev, networks)
         history = fit(model, scene, steps=params["nerf_steps"], ckpt_dir=out, lr=params["nerf_lr"],
                       frames_per_step=params["nerf_frames_per_step"], ckpt_every=args.ckpt_every, occ_every=50,
                       mask_weight=params["nerf_mask_weight"], depth_weight=params["nerf_depth_weight"],

@@ -88,6 +88,12 @@ def subset(bundle: dict | None, parts: list[Part], where: str = "") -> dict:
     return {k: v for k, v in bundle.items() if k in ("format", "f0_range", "f0_stats", *want)}
 
 
+def clip_networks(clip, parts: list[Part]) -> dict:
+    """The feature networks ``parts`` need, from the clip folder's ``aud_extractors.pt`` (``subset``)."""
+    path = Path(clip.path) / BUNDLE_NAME
+    return subset(load_bundle(path) if path.is_file() else None, parts, str(clip.path))
+
+
 def features_from_audio(audio: np.ndarray, parts: list[Part], bundle: dict, n_frames: int | None = None
                         ) -> dict[str, np.ndarray]:
     """The ``aud_<kind>`` arrays of 16 kHz mono audio that the audio parts need, one row per 40 ms frame."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from talklib.audio.features import STREAM_HZ, FPS, windows
 from talklib.condition.audionet import WINDOW, ConditionConfig
-from talklib.condition.spec import Part
+from talklib.condition.spec import Part, parse
 from talklib.errors import UserError
 
 
@@ -82,19 +82,30 @@ def clip_3dmm(clip, name: str) -> np.ndarray:
     raise UserError(f"{name} is not a 3DMM condition")
 
 
-def clip_features(clip, parts: list[Part]) -> dict[str, np.ndarray]:
-    """The ``aud_<kind>`` arrays the audio parts need, read from the clip folder; a missing file is a
-    one-line error naming the command that writes it."""
-    feats = {}
+def require_features(clip, parts: list[Part]) -> None:
+    """Refuse, in one line naming the command that writes it, an ``aud_<kind>.npy`` the audio parts need
+    and the clip folder lacks (checked before anything is read or written)."""
     for p in parts:
-        if not p.is_audio or p.cond.feature in feats:
-            continue
         f = clip.path / f"aud_{p.cond.feature}.npy"
-        if not f.is_file():
+        if p.is_audio and not f.is_file():
             raise UserError(f"condition {p.name} needs {f.name}, which {clip.path} does not have: "
                             f"make it with {p.cond.made_by}")
-        feats[p.cond.feature] = clip.audio_features(p.cond.feature)
-    return feats
+
+
+def clip_features(clip, parts: list[Part]) -> dict[str, np.ndarray]:
+    """The ``aud_<kind>`` arrays the audio parts need, read from the clip folder (``require_features``)."""
+    require_features(clip, parts)
+    return {p.cond.feature: clip.audio_features(p.cond.feature) for p in parts if p.is_audio}
+
+
+def config_for(clip, conditions, **sizes) -> ConditionConfig:
+    """The ``ConditionConfig`` of ``conditions`` (a ``spec.parse`` list, its text, or a config, returned as
+    it is) on this clip: audio channel counts read from its features; ``sizes``: ``audio_dim``, ``frames``."""
+    if isinstance(conditions, ConditionConfig):
+        return conditions
+    parts = parse(conditions)
+    require_features(clip, parts)
+    return ConditionConfig.from_parts(audio_dims(clip, parts), **sizes)
 
 
 def audio_dims(clip, parts: list[Part]) -> list[Part]:

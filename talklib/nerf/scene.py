@@ -220,9 +220,7 @@ def from_clip(clip, size: int | None = None, conditions="f_exp", max_frames: int
     """
     from PIL import Image
 
-    from talklib.condition.audionet import ConditionConfig
-    from talklib.condition.inputs import audio_dims, from_clip as pack_clip
-    from talklib.condition.spec import parse
+    from talklib.condition.inputs import config_for, from_clip as pack_clip
 
     n = clip.n_frames if max_frames is None else min(clip.n_frames, int(max_frames))
     H0, W0 = clip.size
@@ -245,8 +243,7 @@ def from_clip(clip, size: int | None = None, conditions="f_exp", max_frames: int
             fr = np.concatenate(list(ex.map(lambda c: load_part(view, c), chunks)))
         return torch.from_numpy(fr).float() / 255.0
 
-    ccfg = conditions if isinstance(conditions, ConditionConfig) else ConditionConfig.from_parts(
-        audio_dims(clip, parse(conditions)))
+    ccfg = config_for(clip, conditions)
     raw = pack_clip(clip, ccfg, n)
     cparts = ccfg.raw_layout()
     alpha = None
@@ -293,12 +290,9 @@ def with_conditions(scene: SceneData, clip, conditions) -> SceneData:
     share one loaded scene."""
     from dataclasses import replace
 
-    from talklib.condition.audionet import ConditionConfig
-    from talklib.condition.inputs import audio_dims, from_clip as pack_clip
-    from talklib.condition.spec import parse
+    from talklib.condition.inputs import config_for, from_clip as pack_clip
 
-    ccfg = conditions if isinstance(conditions, ConditionConfig) else ConditionConfig.from_parts(
-        audio_dims(clip, parse(conditions)))
+    ccfg = config_for(clip, conditions)
     raw = torch.from_numpy(pack_clip(clip, ccfg, scene.images.shape[0])).to(scene.images.device)
     return replace(scene, cond=raw, cond_parts=ccfg.raw_layout(), conditions=ccfg.to_dict() if ccfg.audio_channels else {})
 
