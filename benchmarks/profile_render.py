@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.profile_step import BASE_FIELD, BASE_MODEL  # noqa: E402
 from benchmarks.render import timed  # noqa: E402
-from talklib.nerf.model import default_window  # noqa: E402
+from talklib.nerf.renderer import default_window  # noqa: E402
 from talklib.nerf.train import fit, load_checkpoint, model_for_scene, model_from_checkpoint, save_checkpoint  # noqa: E402
 
 

@@ -440,12 +440,13 @@ with torch.no_grad():
 # preset's NeRF settings) on one H200: a 302 s fit (13 000 steps) reaches **32.1 dB** held-out PSNR
 # (SSIM 0.962) and **27.8 / 27.8 dB** at ∓20° yaw.
 #
-# On a GPU, `render(mode="fast")` does not run the code of `render_rays` you followed here: it hands the
-# rays to two Triton kernels (`talklib.nerf.march_triton`). The first marks each ray's occupied samples;
-# the second marches the rays, evaluates the whole conditional field for one sample of each of 32 rays
-# at a time, and composites Eq. (5) as it goes, stopping a ray once T ≤ 1e-4 and giving its slot to the
-# next ray. No per-sample intermediate leaves the chip, so the full speaker renders at **2888 frames per second**
-# at 512² (8 frames per call), 14.9× the reference path of this notebook, 57.8 dB away from it
+# On a GPU, `render(mode="fast")` does not run the code of `render_rays` you followed here:
+# `talklib.nerf.renderer`, the one module that picks a backend, hands the rays to two Triton kernels
+# (`talklib.nerf.march_triton`). The first marks each ray's occupied samples; the second marches the rays,
+# evaluates the whole conditional field for one sample of each of 32 rays at a time, and composites Eq.
+# (5) as it goes, stopping a ray once T ≤ 1e-4 and giving its slot to the next ray. No per-sample
+# intermediate leaves the chip, so the full speaker renders at **2888 frames per second** at 512² (8
+# frames per call), 14.9× the reference path of this notebook, 57.8 dB away from it
 # (`benchmarks/RESULTS.md`: the commands, and how each step of the kernel paid).
 
 # %%

@@ -201,13 +201,13 @@ def test_rotated_sh_lighting_shades_head_frame_normals_like_the_world():
 def test_render_picks_the_window_by_the_number_of_rays(monkeypatch):
     """window=None: 16 from WINDOW_MIN_RAYS rays per call, 0 below (the same image either way, up to
     the transmittance cut, so only the choice is checked, bit for bit)."""
-    import talklib.nerf.model as model_mod
+    import talklib.nerf.renderer as renderer_mod
 
     m, cond, c2w, bg = _opaque_scene()
     with torch.no_grad():
         ref = {w: m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast", window=w)["rgb"] for w in (0, 16)}
         assert not torch.equal(ref[0], ref[16])
         for limit, want in ((2 * 12 * 12, 16), (2 * 12 * 12 + 1, 0)):
-            monkeypatch.setattr(model_mod, "WINDOW_MIN_RAYS", limit)
+            monkeypatch.setattr(renderer_mod, "WINDOW_MIN_RAYS", limit)
             got = m.render(cond, c2w, 12.0, 6.0, 6.0, 12, 12, bg, mode="fast")["rgb"]
             assert torch.equal(got, ref[want])

@@ -51,7 +51,7 @@ def test_missing_checkpoint_is_a_user_error(tmp_path):
 
 @pytest.mark.parametrize("frame", [[0, 0, 0, 2, 2, 2, 2, 1], [0, 0, 1, 1, 1, 2, 2, 2], [1, 1, 1, 1, 1, 1, 1, 1]])
 def test_per_sample_codes_equal_the_gather_in_value_and_gradient(frame):
-    from talklib.nerf.model import per_sample_codes
+    from talklib.nerf.renderer import per_sample_codes
 
     torch.manual_seed(0)
     frame = torch.tensor(frame)

@@ -1,7 +1,7 @@
 """The whole per-ray work of a render in Triton: ray marching through the occupancy grid, the
 conditional field at each occupied sample, and Eq. (5) compositing with early termination.
 
-The PyTorch fast path (``TalkingNeRF.render_rays``) launches some 40 kernels per pass and writes every
+The PyTorch fast path (``talklib.nerf.renderer.render_rays``) launches some 40 kernels per pass and writes every
 intermediate (samples, masks, gathered codes, each MLP layer, a dense (R, S, C) feature block) to GPU
 memory. Here two kernels do it all, keeping a sample's intermediates in registers:
 
@@ -352,14 +352,14 @@ def march(model, rays_o: Tensor, rays_d: Tensor, codes: Tensor, rays_per_frame: 
           num_warps: int = 2, programs_per_sm: int = 8, dtype: torch.dtype = torch.float16) -> tuple[Tensor, Tensor]:
     """Features (R, feat_dim) and opacity (R,) of rays (R, 3) in the canonical frame, rays of frame b
     at [b * rays_per_frame, (b + 1) * rays_per_frame); codes (B, code_dim) per frame (``model.codes``).
-    Same result as ``render_rays(mode="fast")`` up to fp16 weights and the T <= T_MIN stop.
+    Same result as ``renderer.render_rays(mode="fast")`` up to fp16 weights and the T <= T_MIN stop.
 
     block: rays in flight per program, up to 32 (at 64 on an H200 with Triton 3.6 the fp16 products
     came out wrong, benchmarks/RESULTS.md); programs_per_sm: persistent programs per multiprocessor.
     """
     why = unsupported(model)
     if why:
-        raise ValueError(f"the fused renderer cannot draw this model: {why}; use render_rays(mode='fast')")
+        raise ValueError(f"the fused renderer cannot draw this model: {why}; use mode='fast' without fused")
     if not rays_o.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("the fused renderer runs on a CUDA GPU (or under TRITON_INTERPRET=1): use mode='fast' here")
     if block > 32:

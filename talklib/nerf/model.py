@@ -6,8 +6,8 @@ canonical head box, field evaluated only where the occupancy grid says so (fast 
 
     I = H_u(F) + (1 - up(A)) * background
 
-On a CUDA GPU the fast mode's per-ray work is two Triton kernels (``talklib.nerf.march_triton``); on
-a CPU, and while training, it is the PyTorch code of ``render_rays``.
+Which backend draws the rays (PyTorch reference, PyTorch fast, the fused Triton renderer) is decided
+in one place, ``talklib.nerf.renderer``.
 
 Everything the model needs to be rebuilt is in ``config`` (a JSON-able dict), saved with checkpoints.
 """
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from talklib.condition.audionet import ConditionConfig, Conditioner
-from talklib.nerf.composite import composite, triton_available
+from talklib.nerf import renderer
 from talklib.nerf.field import ConditionalField, ConditionSpec, FieldConfig
 from talklib.nerf.rays import camera_rays, to_canonical
-from talklib.nerf.sampling import OccupancyGrid, ray_box, stratified_samples
+from talklib.nerf.sampling import OccupancyGrid
 from talklib.nerf.upsampler import Upsampler
 
 
@@ -54,34 +54,6 @@ class NeRFConfig:
         d = dict(d)
         d["center"] = tuple(d["center"])
         return cls(**d)
-
-
-#: rays per ``render`` call from which early ray termination is on by default (4 frames of 128^2)
-WINDOW_MIN_RAYS = 1 << 16
-
-
-def default_window(n_rays: int) -> int:
-    """The early-termination window ``render`` uses for a call of n_rays rays when none is given."""
-    return 16 if n_rays >= WINDOW_MIN_RAYS else 0
-
-
-def per_sample_codes(codes: Tensor, frame: Tensor) -> Tensor:
-    """codes (B, c) of the frames, frame (N,) the frame of each sample -> (N, c).
-
-    With a gradient to carry and samples grouped by frame (``render`` orders them so), each frame's
-    code is expanded over its run of samples: the backward is then one sum per frame. A plain
-    ``codes[frame]`` would be correct too, but its backward scatters N rows into B with a sort
-    (``IndexBackward0``), which dominated a training step's GPU time (benchmarks/RESULTS.md, section
-    "The training step").
-    """
-    if not (torch.is_grad_enabled() and codes.requires_grad) or frame.numel() < 2:
-        return codes[frame]
-    counts = torch.bincount(frame, minlength=codes.shape[0])
-    grouped = (frame[1:] >= frame[:-1]).all()
-    meta = torch.cat([counts, grouped.long()[None]]).tolist()   # one device sync
-    if not meta[-1]:
-        return codes[frame]
-    return torch.cat([codes[b].expand(n, -1) for b, n in enumerate(meta[:-1]) if n])
 
 
 class TalkingNeRF(nn.Module):
@@ -173,79 +145,13 @@ class TalkingNeRF(nn.Module):
         object.__setattr__(self, "_upsampler_compiled", torch.compile(self.upsampler, dynamic=False))
 
     def can_fuse(self, device: torch.device) -> bool:
-        """True when ``render`` can use the fused renderer here: CUDA with Triton, no gradient
-        wanted, and a model ``march_triton.unsupported`` accepts."""
-        if torch.is_grad_enabled() or not triton_available(device):
-            return False
-        from talklib.nerf.march_triton import unsupported
-
-        return unsupported(self) is None
+        """True when ``render`` can use the fused Triton renderer here (``renderer.can_fuse``)."""
+        return renderer.can_fuse(self, device)
 
     def render_rays(self, rays_o: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor,
-                    mode: str = "reference", perturb: bool = False, generator: torch.Generator | None = None,
-                    half: bool = False, depth: bool = False, window: int = 16) -> tuple[Tensor, Tensor]:
-        """Composite features along rays (canonical frame).
-
-        rays_o, rays_d: (R, 3); codes: (B, cond_code) per frame; frame_of_ray: (R,) long.
-        mode: ``reference`` (every sample inside the box, PyTorch compositing) or ``fast``
-        (occupancy-grid skipping, compositing by ``composite(backend="auto")``: Triton on CUDA, and
-        early ray termination: first the ``window`` samples from each ray's first occupied one; only
-        rays still transparent after them (T > 1e-4) go on, composited behind with weight T — Eq. (5)
-        is split exactly, C = C_front + T_front * C_back; window 0: all occupied samples at once).
-        Returns features (R, C) and opacity (R,); with ``depth`` one more feature channel, the
-        expected ray distance sum_i w_i t_i.
-        """
-        R, S = rays_o.shape[0], self.cfg.n_samples
-        tn, tf = ray_box(rays_o, rays_d, self.center, self.cfg.radius, self.cfg.near, self.cfg.far)
-        t, deltas = stratified_samples(tn, tf, S, generator=generator, perturb=perturb)
-        pts = rays_o[:, None, :] + t[..., None] * rays_d[:, None, :]
-        u = (pts - self.center) / self.cfg.radius
-        valid = (deltas > 0) & (u.abs() <= 1.0).all(dim=-1)
-        # The model's density is zero in empty grid cells (as in Instant-NGP): the reference path
-        # evaluates every sample and masks, the fast path evaluates only the occupied ones.
-        occ = self.occupancy.query(u) & valid
-        if mode == "reference":
-            sigma, feat = self._samples(u, rays_d, codes, frame_of_ray, valid, half)
-            return self._composite(sigma * occ, feat, t, deltas, depth, "reference")
-        if mode != "fast":
-            raise ValueError(f"render mode {mode!r}: use reference or fast")
-        front = occ
-        if window > 0:
-            idx = torch.arange(S, device=occ.device)
-            first = torch.where(occ.any(dim=1), occ.to(torch.uint8).argmax(dim=1), S)
-            front = occ & (idx < first[:, None] + window)
-        sigma, feat = self._samples(u, rays_d, codes, frame_of_ray, front, half)
-        f, a = self._composite(sigma, feat, t, deltas, depth, "auto")
-        back = occ & ~front
-        rows = (((1.0 - a) > 1e-4) & back.any(dim=1)).nonzero().squeeze(1)
-        if rows.numel():
-            s2, f2 = self._samples(u[rows], rays_d[rows], codes, frame_of_ray[rows], back[rows], half)
-            g, b = self._composite(s2, f2, t[rows], deltas[rows], depth, "auto")
-            T = 1.0 - a[rows]
-            f = f.index_add(0, rows, T[:, None] * g)
-            a = a.index_add(0, rows, T * b)
-        return f, a
-
-    def _samples(self, u: Tensor, rays_d: Tensor, codes: Tensor, frame_of_ray: Tensor, mask: Tensor,
-                 half: bool) -> tuple[Tensor, Tensor]:
-        """The field at the samples where mask (R, S) is True -> dense sigma (R, S), features (R, S, C) (0 elsewhere)."""
-        R, S = mask.shape
-        sel = mask.reshape(-1).nonzero().squeeze(1)
-        ray_of = sel // S
-        with torch.autocast(u.device.type, dtype=torch.bfloat16, enabled=half):
-            z, sig = self.field(u.reshape(-1, 3)[sel], rays_d[ray_of], per_sample_codes(codes, frame_of_ray[ray_of]))
-        C = z.shape[-1]
-        sigma = torch.zeros(R * S, device=u.device, dtype=torch.float32).index_copy(0, sel, sig.float())
-        feat = torch.zeros(R * S, C, device=u.device, dtype=torch.float32).index_copy(0, sel, z.float())
-        return sigma.view(R, S), feat.view(R, S, C)
-
-    def _composite(self, sigma: Tensor, feat: Tensor, t: Tensor, deltas: Tensor, depth: bool,
-                   backend: str) -> tuple[Tensor, Tensor]:
-        """Eq. (5) over (R, S) samples (+ the depth channel); densities are per canonical unit length,
-        so spacings are measured in units of the box half-size."""
-        if depth:
-            feat = torch.cat([feat, t[..., None]], dim=-1)
-        return composite(sigma, feat, deltas / self.cfg.radius, backend=backend)
+                    **kw) -> tuple[Tensor, Tensor]:
+        """Features and opacity along rays by the PyTorch backends (``renderer.render_rays``)."""
+        return renderer.render_rays(self, rays_o, rays_d, codes, frame_of_ray, **kw)
 
     def render(self, cond: Tensor, c2w: Tensor, focal: float, cx: float, cy: float, H: int, W: int,
                bg: Tensor, head_pose: Tensor | None = None, mode: str = "reference", perturb: bool = False,
@@ -256,7 +162,7 @@ class TalkingNeRF(nn.Module):
         cond: (B, cond_dim); c2w: (B, 4, 4) cameras at full-resolution intrinsics (focal, cx, cy);
         bg: (H, W, 3) or (B, H, W, 3) background in [0, 1]; head_pose: optional (B, 4, 4) head-to-world.
         window: the fast path's early-termination window (``render_rays``); None picks 16 for calls of
-        at least ``WINDOW_MIN_RAYS`` rays and 0 below: on a GPU the window paid at 8 frames per call
+        at least ``renderer.WINDOW_MIN_RAYS`` rays and 0 below: on a GPU the window paid at 8 frames per call
         and not at one (benchmarks/RESULTS.md, section "The training step", "The full speaker, again").
         fused: draw the fast path with the fused renderer (``talklib.nerf.march_triton``: ray
         marching, field and Eq. (5) in two Triton kernels, fp16 products whatever ``half`` says, a ray
@@ -274,31 +180,13 @@ class TalkingNeRF(nn.Module):
             o, d = to_canonical(o, d, head_pose)
         codes = self.codes(cond)
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
-        if fused is None:
-            fused = mode == "fast" and self.can_fuse(o.device) and not depth and not perturb
-        elif fused and (mode != "fast" or depth or perturb):
-            raise ValueError("fused=True draws the fast path only, without depth or perturbation")
-        if fused:   # the fused renderer: march + field + Eq. (5) (talklib.nerf.march_triton)
-            from talklib.nerf.march_triton import march
-
-            feat, acc = march(self, o, d, codes, h * w)
-            feats, accs = [feat], [acc]
-        else:
-            frame = torch.arange(B, device=c2w.device).repeat_interleave(h * w)
-            if window is None:
-                window = default_window(o.shape[0])
-            feats, accs = [], []
-            for s in range(0, o.shape[0], chunk):
-                fe, ac = self.render_rays(o[s:s + chunk], d[s:s + chunk], codes, frame[s:s + chunk],
-                                          mode=mode, perturb=perturb, generator=generator, half=half, depth=depth,
-                                          window=window)
-                feats.append(fe)
-                accs.append(ac)
-        feat = torch.cat(feats).view(B, h, w, -1).permute(0, 3, 1, 2)
+        feat, acc = renderer.draw(self, o, d, codes, h * w, mode=mode, perturb=perturb, generator=generator,
+                                  half=half, chunk=chunk, depth=depth, window=window, fused=fused)
+        feat = feat.view(B, h, w, -1).permute(0, 3, 1, 2)
         dmap = None
         if depth:
             feat, dmap = feat[:, :-1], feat[:, -1]
-        acc = torch.cat(accs).view(B, 1, h, w)
+        acc = acc.view(B, 1, h, w)
         up = self.__dict__.get("_upsampler_compiled") if not torch.is_grad_enabled() else None
         with torch.autocast(c2w.device.type, dtype=torch.bfloat16, enabled=half):
             fg = (up if up is not None else self.upsampler)(feat)
