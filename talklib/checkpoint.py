@@ -23,6 +23,7 @@ checkpoints and come with their own hints.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Iterable
@@ -105,3 +106,41 @@ def _non_finite(obj, where: str = "") -> str | None:
         if bad is not None:
             return bad
     return None
+
+
+def save_training(path: str | Path, config: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                  step: int, history: list, generators: dict) -> Path:
+    """A small trainer's state, for :func:`resume_training` after a kill: the model's config and weights, the
+    optimiser, the step, the loss history and the random generators' states (``torch.Generator`` or
+    ``numpy.random.Generator``), so the resumed run takes the very steps the uninterrupted one would."""
+    # a NumPy generator's state holds 128-bit integers, which a weights_only load refuses: kept as JSON text
+    rng = {k: (g.get_state() if isinstance(g, torch.Generator) else json.dumps(g.bit_generator.state))
+           for k, g in generators.items()}
+    return save(path, {"config": dict(config), "state": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "step": int(step), "history": list(history), "rng": rng})
+
+
+def resume_training(path: str | Path, what: str, config: dict, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, generators: dict) -> tuple[int, list]:
+    """Continue from :func:`save_training`'s file when ``path`` holds one: loads weights, optimiser and
+    generator states in place and returns (step, history); (0, []) when there is no file. A file of another
+    configuration is refused with a one-line ``UserError``."""
+    path = Path(path)
+    if not path.is_file():
+        return 0, []
+    fix = "delete it to train afresh, or give the settings it was trained with"
+    blob = load(path, what, required_keys=("config", "state", "optimizer", "step", "history", "rng"), fix=fix)
+    if blob["config"] != dict(config):
+        diff = sorted(k for k in set(blob["config"]) | set(config) if blob["config"].get(k) != config.get(k))
+        raise UserError(f"{what} {path} was trained with other settings (differs in {', '.join(diff)}); {fix}")
+    try:
+        model.load_state_dict(blob["state"])
+        optimizer.load_state_dict(blob["optimizer"])
+    except (RuntimeError, ValueError, KeyError):
+        raise UserError(f"{what} {path} does not fit this model: {fix}") from None
+    for k, g in generators.items():
+        if isinstance(g, torch.Generator):
+            g.set_state(blob["rng"][k])
+        else:
+            g.bit_generator.state = json.loads(blob["rng"][k])
+    return int(blob["step"]), list(blob["history"])
