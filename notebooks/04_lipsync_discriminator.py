@@ -78,7 +78,7 @@ timings = {}
 
 # %%
 from talklib.speaker.build import ensure_corpus
-from talklib.sync.corpus import clip_sync_data, speech_sync_data
+from talklib.sync.corpus import expert_material
 from talklib.sync.model import SyncConfig
 
 t = time.time()
@@ -86,21 +86,9 @@ corpus = ensure_corpus(data_dir, preset, seed)
 cfg = SyncConfig(width=sync_width, dim=sync_dim)
 train_clips = corpus.clips(split="train")
 test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
-speech = corpus.speech()
-if sync_speech_clips >= 0:
-    speech = speech[:sync_speech_clips]
-train_data = [clip_sync_data(c, cfg) for c in train_clips]
-test_data = [clip_sync_data(c, cfg) for c in test_clips]
-test_names = [c.name for c in test_clips]
-test_audio = [c.audio() for c in test_clips]
-for i, s in enumerate(speech):
-    d = speech_sync_data(s, train_clips[i % len(train_clips)], cfg)
-    if sync_test_every > 0 and i % sync_test_every == sync_test_every - 1:
-        test_data.append(d)
-        test_names.append(s.name)
-        test_audio.append(s.audio())
-    else:
-        train_data.append(d)
+train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every)
+train_data, test_data = [it.data for it in train_items], [it.data for it in test_items]
+test_names, test_audio = [it.name for it in test_items], [it.audio for it in test_items]
 timings["data_s"] = time.time() - t
 n_train_frames = sum(d.n_frames for d in train_data)
 print(f"train: {len(train_data)} clips, {n_train_frames} frames ({n_train_frames / 25:.0f} s); held out: {test_names}")

@@ -5,7 +5,7 @@ import torch
 
 from talklib.sync.crops import clip_mel
 from talklib.sync.model import SyncConfig
-from talklib.sync.train import SyncClip, _margins, score_clip, shift_audio, train_sync
+from talklib.sync.train import SyncClip, crop_margins, score_clip, shift_audio, train_sync
 
 
 def _toy(rng, cfg, n=120):
@@ -14,7 +14,7 @@ def _toy(rng, cfg, n=120):
     e = np.repeat(env, 640)
     audio = (e * np.sin(2 * np.pi * rng.uniform(100, 250) * t) * 0.5
              + e * 0.2 * rng.standard_normal(len(t))).astype(np.float32)
-    mh, mw = _margins(cfg)
+    mh, mw = crop_margins(cfg)
     H, W = cfg.crop_h + 2 * mh, cfg.crop_w + 2 * mw
     yy, xx = np.mgrid[0:H, 0:W]
     crops = np.empty((n, H, W, 3), np.uint8)

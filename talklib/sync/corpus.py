@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from talklib.sync.model import SyncConfig
@@ -22,12 +24,18 @@ def clip_sync_data(clip, cfg: SyncConfig) -> SyncClip:
 def render_speech(speech, identity_clip, device=None, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Render a speech-only clip's ``exp`` (T, 79) frontally on ``identity_clip``'s identity, with that
     clip's head pose and lighting cycled. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
+    return render_expressions(speech.exp(), identity_clip, device, batch)
+
+
+def render_expressions(exp: np.ndarray, identity_clip, device=None, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Render expressions (T, 79) frontally on ``identity_clip``'s identity, with that clip's head pose and
+    lighting cycled. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
     import torch
 
     from talklib.face3d.model import MorphableModel
     from talklib.face3d.render import render
 
-    exp = speech.exp().astype(np.float32)
+    exp = np.asarray(exp, np.float32)
     T = len(exp)
     cam = identity_clip.camera("front")
     pose = identity_clip.pose().astype(np.float32)
@@ -58,3 +66,32 @@ def render_speech(speech, identity_clip, device=None, batch: int = 32) -> tuple[
 def speech_sync_data(speech, identity_clip, cfg: SyncConfig, device=None) -> SyncClip:
     frames, lmk = render_speech(speech, identity_clip, device)
     return prepare_clip(frames, lmk, speech.audio(), cfg)
+
+
+@dataclass
+class Item:
+    """One clip of the expert's material: its name, ``SyncClip``, ground-truth expression (T, 79) and audio."""
+    name: str
+    data: SyncClip
+    exp: np.ndarray
+    audio: np.ndarray
+
+
+def expert_material(corpus, cfg: SyncConfig, speech_clips: int = -1, test_every: int = 3,
+                    device=None) -> tuple[list[Item], list[Item]]:
+    """The lip-sync expert's training and held-out clips (notebook 04's split, reused by notebook 06):
+    training = the rendered train clips + the speech-only clips rendered on a training identity, except every
+    ``test_every``-th speech-only clip, which is held out with the testA / testB clips. ``speech_clips`` >= 0
+    keeps only the first ones."""
+    train_clips = corpus.clips(split="train")
+    test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
+    speech = corpus.speech()
+    if speech_clips >= 0:
+        speech = speech[:speech_clips]
+    train = [Item(c.name, clip_sync_data(c, cfg), c.exp(), c.audio()) for c in train_clips]
+    test = [Item(c.name, clip_sync_data(c, cfg), c.exp(), c.audio()) for c in test_clips]
+    for i, s in enumerate(speech):
+        d = speech_sync_data(s, train_clips[i % len(train_clips)], cfg, device)
+        item = Item(s.name, d, s.exp()[:d.n_frames], s.audio())
+        (test if test_every > 0 and i % test_every == test_every - 1 else train).append(item)
+    return train, test

@@ -37,21 +37,32 @@ class SyncClip:
         return len(self.crops)
 
 
-def _margins(cfg: SyncConfig) -> tuple[int, int]:
+def crop_margins(cfg: SyncConfig) -> tuple[int, int]:
+    """The jitter margin (rows, columns) on each side of a ``SyncClip``'s crops; the model's input is the centre."""
     return int(round(cfg.crop_h * MARGIN)), int(round(cfg.crop_w * MARGIN))
+
+
+def margin_crops(frames, landmarks, cfg: SyncConfig, scale: float = MOUTH_SCALE) -> np.ndarray:
+    """Mouth crops (N, h + 2 mh, w + 2 mw, 3) uint8 with the jitter margin of ``crop_margins``."""
+    mh, mw = crop_margins(cfg)
+    H, W = cfg.crop_h + 2 * mh, cfg.crop_w + 2 * mw
+    boxes = mouth_boxes(landmarks, cfg.crop_h / cfg.crop_w, scale)
+    boxes[:, 2] *= W / cfg.crop_w
+    boxes[:, 3] *= H / cfg.crop_h
+    return crop_boxes(frames, boxes, H, W)
+
+
+def centre_of(crops: np.ndarray, cfg: SyncConfig) -> np.ndarray:
+    """The model-sized centre (N, h, w, 3) of margin crops (N, h + 2 mh, w + 2 mw, 3)."""
+    mh, mw = crop_margins(cfg)
+    return crops[:, mh:mh + cfg.crop_h, mw:mw + cfg.crop_w]
 
 
 def prepare_clip(frames, landmarks, audio, cfg: SyncConfig, scale: float = MOUTH_SCALE) -> SyncClip:
     """Frames (N, H, W, 3) uint8 + landmarks (N, 478, 2) + 16 kHz audio -> a ``SyncClip``."""
     from talklib.sync.crops import clip_mel
 
-    mh, mw = _margins(cfg)
-    H, W = cfg.crop_h + 2 * mh, cfg.crop_w + 2 * mw
-    boxes = mouth_boxes(landmarks, cfg.crop_h / cfg.crop_w, scale)
-    boxes[:, 2] *= W / cfg.crop_w
-    boxes[:, 3] *= H / cfg.crop_h
-    crops = crop_boxes(frames, boxes, H, W)
-    return SyncClip(crops=crops, mel=clip_mel(audio, len(frames)))
+    return SyncClip(crops=margin_crops(frames, landmarks, cfg, scale), mel=clip_mel(audio, len(frames)))
 
 
 def _windows_at(clip: SyncClip, starts: np.ndarray, cfg: SyncConfig, oy: np.ndarray, ox: np.ndarray) -> np.ndarray:
@@ -107,7 +118,7 @@ def sample_batch(clips: list[SyncClip], cfg: SyncConfig, batch: int, rng: np.ran
     t = cfg.frames
     lengths = np.array([c.n_frames - t + 1 for c in clips])
     which = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
-    mh, mw = _margins(cfg)
+    mh, mw = crop_margins(cfg)
     vi, vj, ai, aj = [], [], [], []
     for c in np.unique(which):
         clip, k = clips[c], int((which == c).sum())
@@ -191,7 +202,7 @@ def embed_clip(model: SyncNet, clip: SyncClip, batch: int = 256, n_windows: int 
     dev = next(model.parameters()).device
     n = n_windows if n_windows is not None else clip.n_frames - cfg.frames
     n = max(1, min(n, clip.n_frames - cfg.frames + 1))
-    mh, mw = _margins(cfg)
+    mh, mw = crop_margins(cfg)
     starts = np.arange(n)
     ev, ea = [], []
     for s in range(0, n, batch):
