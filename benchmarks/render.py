@@ -54,9 +54,8 @@ def load_scene(args, dev):
 
     ds = load_dataset(args.data)
     clip = ds.clip(split="train") if hasattr(ds, "clip") else ds
-    parts = tuple(p for p in args.parts.split(",") if p)
     t = time.perf_counter()
-    s = from_clip(clip, size=args.size, max_frames=args.frames or None, parts=parts, exp_dims=args.exp_dims or None,
+    s = from_clip(clip, size=args.size, max_frames=args.frames or None, conditions=args.conditions,
                   masks=args.mask_weight > 0, depth=args.depth_weight > 0, box_scale=args.box_scale, device=dev)
     print(f"loaded {clip.path}: {s.images.shape[0]} frames {s.H}x{s.W}, novel {sorted(s.novel)} "
           f"in {time.perf_counter() - t:.1f}s", flush=True)
@@ -118,8 +117,9 @@ def main() -> int:
     ap.add_argument("--occ-res", type=int, default=128)
     ap.add_argument("--speed-size", type=int, default=512, help="image size the speed is measured at")
     ap.add_argument("--lr", type=float, default=5e-3)
-    ap.add_argument("--parts", default="f_exp,f_illu", help="condition parts of a clip (f_illu last: linear SH shading)")
-    ap.add_argument("--exp-dims", type=int, default=12, help="first N expression numbers (0: all 79)")
+    ap.add_argument("--conditions", default="f_exp:12,f_illu",
+                    help="what the field is conditioned on, a talklib.condition list (default: the first 12 "
+                         "expression numbers and the SH lighting, as notebook 03)")
     ap.add_argument("--mask-weight", type=float, default=0.0, help="opacity-vs-head-mask loss weight (clips)")
     ap.add_argument("--depth-weight", type=float, default=0.0, help="3DMM depth-prior loss weight (clips)")
     ap.add_argument("--box-scale", type=float, default=2.0, help="head box half-size / landmark half-extent / 1.25")
