@@ -44,7 +44,7 @@ def m(key: str) -> Callable[[dict], float]:
     return lambda d: float(d[key])
 
 
-# One line per assert of notebooks 01-04 that tests a measured (trained or estimated) figure.
+# One line per assert of notebooks 01-04 (and notebook 05's measured verdicts, recorded) that tests a measured (trained or estimated) figure.
 def ratio(a: str, b: str) -> Callable[[dict], float]:
     return lambda d: float(d[a]) / float(d[b])
 
@@ -53,7 +53,8 @@ def diff(a: str, b: str) -> Callable[[dict], float]:
     return lambda d: float(d[a]) - float(d[b])
 
 
-NB1, NB2, NB3, NB5 = "01_3dmm_priors", "02_audio_disentanglement", "03_conditional_nerf", "04_lipsync_discriminator"
+NB1, NB2, NB3, NB4 = "01_3dmm_priors", "02_audio_disentanglement", "03_conditional_nerf", "04_lipsync_discriminator"
+NB5, NB6 = "05_audio_conditioned_nerf", "06_prior_aided_disentanglement"
 PA, R2 = "probe_phone_acc/", "probe_f0_r2/"
 CLAIMS: list[Claim] = [
     Claim(NB1, "mediapipe finds the face on renders", m("mediapipe_detect_rate"), 0.98),
@@ -84,25 +85,61 @@ CLAIMS: list[Claim] = [
           m("testA_audio_vs_ground_truth_face_found"), 0.9, "none"),
     Claim(NB3, "testA: the truth render vs the ground truth, PSNR dB (recorded)",
           m("testA_truth_vs_ground_truth_psnr"), 0.0, "none"),
-    Claim(NB5, "expert: in-batch training accuracy", m("train_acc"), 0.7),
-    Claim(NB5, "expert: known offsets recovered exactly (clips >= 3 s)", m("offset_recovery"), 0.95),
-    Claim(NB5, "expert: LSE-C in sync / with shuffled audio", m("lse_c_ratio"), 2.0),
-    Claim(NB5, "landmark AU detector vs ground-truth labels", m("au_detector_acc"), 0.8),
-    Claim(NB5, "suite, GT video vs reference: PSNR, dB", m("GT_psnr"), 28.0),
-    Claim(NB5, "suite, GT video vs reference: SSIM", m("GT_ssim"), 0.9),
-    Claim(NB5, "suite, GT video vs reference: M-LMD, px", m("GT_m_lmd"), 1.0, "max"),
-    Claim(NB5, "suite, GT video vs reference: AU accuracy", m("GT_au_acc"), 0.75),
-    Claim(NB5, "suite: abs. blink-rate difference to the reference, 1/s", lambda d: abs(d["GT_blinks_per_s"] - d["GT_blinks_per_s_ref"]),
+    Claim(NB4, "expert: in-batch training accuracy", m("train_acc"), 0.7),
+    Claim(NB4, "expert: known offsets recovered exactly (clips >= 3 s)", m("offset_recovery"), 0.95),
+    Claim(NB4, "expert: LSE-C in sync / with shuffled audio", m("lse_c_ratio"), 2.0),
+    Claim(NB4, "landmark AU detector vs ground-truth labels", m("au_detector_acc"), 0.8),
+    Claim(NB4, "suite, GT video vs reference: PSNR, dB", m("GT_psnr"), 28.0),
+    Claim(NB4, "suite, GT video vs reference: SSIM", m("GT_ssim"), 0.9),
+    Claim(NB4, "suite, GT video vs reference: M-LMD, px", m("GT_m_lmd"), 1.0, "max"),
+    Claim(NB4, "suite, GT video vs reference: AU accuracy", m("GT_au_acc"), 0.75),
+    Claim(NB4, "suite: abs. blink-rate difference to the reference, 1/s", lambda d: abs(d["GT_blinks_per_s"] - d["GT_blinks_per_s_ref"]),
           0.2, "max"),
-    Claim(NB5, "suite: LSE-C of the shifted video against GT's, abs(1 - ratio)",
+    Claim(NB4, "suite: LSE-C of the shifted video against GT's, abs(1 - ratio)",
           lambda d: abs(1 - d["shifted_lse_c"] / d["GT_lse_c"]), 0.25, "max"),
-    Claim(NB5, "suite: blurred copy's LSE-C / GT's", ratio("blurred_lse_c", "GT_lse_c"), 0.5),
-    Claim(NB5, "notebook 03's render of testA's audio: abs. AV offset (recorded: seed 2's is 7)",
+    Claim(NB4, "suite: blurred copy's LSE-C / GT's", ratio("blurred_lse_c", "GT_lse_c"), 0.5),
+    Claim(NB4, "notebook 03's render of testA's audio: abs. AV offset (recorded: seed 2's is 7)",
           lambda d: abs(d["nb03_render_audio_av_offset"]), 1.0, "none"),
-    Claim(NB5, "notebook 03's render of testA's audio: LSE-C audio-driven / silent",
+    Claim(NB4, "notebook 03's render of testA's audio: LSE-C audio-driven / silent",
           ratio("nb03_render_audio_lse_c", "nb03_render_no_audio_lse_c"), 2.0),
-    Claim(NB5, "notebook 03's testA-lit head: LSE-C audio-driven / silent (recorded: seeds 2-4's testA light)",
+    Claim(NB4, "notebook 03's testA-lit head: LSE-C audio-driven / silent (recorded: seeds 2-4's testA light)",
           ratio("nb03_audio_lse_c", "nb03_no_audio_lse_c"), 2.0, "none"),
+]
+
+# Notebook 05 asserts no ordering of its rows (its verdicts are findings): they are recorded here per seed,
+# 1 = the paper's claim holds in that seed's run, 0 = it does not.
+T1_E7, T1_DS, T1_BOTH = "SpeechSplit (all three, Eq. 7)", "DeepSpeech-like", "DeepSpeech-like + SpeechSplit"
+NB5_VERDICTS = [
+    "T1: SpeechSplit (Eq. 7) beats DeepSpeech in PSNR",
+    "T1: SpeechSplit (Eq. 7) beats DeepSpeech in sync",
+    "T1: alone, quality rises rhythm < pitch < content",
+    "T1: DeepSpeech + SpeechSplit has the best PSNR of the audio rows",
+    "T5: f_a beats MFCC and DeepSpeech in LMD",
+    "T5: f_a beats MFCC and DeepSpeech in sync",
+    "every audio row is better synced than no audio",
+]
+CLAIMS += [Claim(NB5, f"verdict (recorded, 1 = holds): {v}", m(f"claim/{v}"), 0.0, "none") for v in NB5_VERDICTS]
+CLAIMS += [
+    Claim(NB5, "testA PSNR: Eq. 7 minus DeepSpeech-like, dB (recorded)", diff(f"psnr/{T1_E7}", f"psnr/{T1_DS}"), 0.0, "none"),
+    Claim(NB5, "testA LSE-C: Eq. 7 minus DeepSpeech-like (recorded)", diff(f"lse_c/{T1_E7}", f"lse_c/{T1_DS}"), 0.0, "none"),
+    Claim(NB5, "testA LSE-C: f_a minus the better of MFCC / DeepSpeech-like (recorded)",
+          lambda d: float(d["lse_c/contrastive f_a (DFA-NeRF)"]) - max(float(d["lse_c/MFCC"]), float(d[f"lse_c/{T1_DS}"])),
+          0.0, "none"),
+    Claim(NB5, "testA LSE-C: no-audio row (recorded)", m("lse_c/no audio (lighting only)"), 0.0, "none"),
+    Claim(NB5, "testA PSNR: the 3DMM-expression reference row, dB (recorded)",
+          m("psnr/3DMM expression, true (notebook 03, upper reference)"), 0.0, "none"),
+]
+
+CLAIMS += [
+    Claim(NB6, "Lip-wav with L_lip: held-out clips the expert finds in sync (offset within ±1)",
+          m("in_sync/with L_lip"), 0.75),
+    Claim(NB6, "Lip-wav LSE-C / the true video's: with L_lip", m("lse_c_ratio_lip"), 0.5),
+    Claim(NB6, "Lip-wav LSE-C / the true video's: without L_lip (recorded)", m("lse_c_ratio_l1"), 0.0, "none"),
+    Claim(NB6, "regressor on true crops: jaw_open correlation within clips", m("regressor_corr/jaw_open"), 0.4),
+    Claim(NB6, "f_exp-aud jaw_open vs truth, Lip-wav with L_lip (recorded: a finding)",
+          m("prior_corr/jaw_open/with L_lip"), 0.0, "none"),
+    Claim(NB6, "f_exp-aud jaw_open vs truth, Lip-wav without L_lip (recorded)",
+          m("prior_corr/jaw_open/without L_lip"), 0.0, "none"),
 ]
 
 

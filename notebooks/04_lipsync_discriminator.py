@@ -44,6 +44,7 @@ sync_width = 16
 sync_dim = 128
 sync_speech_clips = -1
 sync_test_every = 3
+sync_speech_renders = 2
 sync_threads = 1
 sync_eval_shifts = "3,5,7,10"
 sync_eval_min_seconds = 3.0
@@ -68,8 +69,10 @@ timings = {}
 # ## 1 · Data: mouth crops and the matching mel window
 # The corpus comes from notebook 01 (`ensure_corpus` makes it if missing). Training material:
 # the identities' **train** clips, plus every speech-only clip rendered frontally from its
-# ground-truth expression curves (`talklib.sync.corpus.render_speech`) — many voices and texts.
-# Held out: the **testA** (unseen sentences) and **testB** (real ARCTIC speech) clips, and every
+# ground-truth expression curves (`talklib.sync.corpus.render_speech`) — many voices and texts —
+# `sync_speech_renders` times, each under another stretch of the identity's head pose and lighting (at the
+# small preset 2: with one, seed 4's expert was one frame off on a blurred copy on one machine and not on
+# another; with two, every seed holds, `benchmarks/small_preset_seeds.md`). Held out: the **testA** (unseen sentences) and **testB** (real ARCTIC speech) clips, and every
 # `sync_test_every`-th rendered speech-only clip.
 #
 # A window is $T=5$ mouth crops (24×40 px, centred on the lip landmarks, 1.1 inter-ocular distances
@@ -86,7 +89,8 @@ corpus = ensure_corpus(data_dir, preset, seed)
 cfg = SyncConfig(width=sync_width, dim=sync_dim)
 train_clips = corpus.clips(split="train")
 test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
-train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every)
+train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every,
+                                          renders=sync_speech_renders)
 train_data, test_data = [it.data for it in train_items], [it.data for it in test_items]
 test_names, test_audio = [it.name for it in test_items], [it.audio for it in test_items]
 timings["data_s"] = time.time() - t

@@ -1,10 +1,12 @@
 """Checkpoints: the one module through which every trainer saves its model and loads it back.
 
-The NeRF (``talklib.nerf.train``), SpeechSplit (``talklib.audio.speechsplit``) and the lip-sync expert
-(``talklib.sync.model``) write their model as a plain dict (config, weights, numbers) with :func:`save`
-and read it with :func:`load`; the phoneme recogniser (``talklib.audio.recognizer``) keeps its model in
-memory today, and a save for it belongs here too. One place, so that every model file is written and
-checked the same way:
+The NeRF (``talklib.nerf.train``), SpeechSplit (``talklib.audio.speechsplit``), the lip-sync expert
+(``talklib.sync.model``), the Lip-wav generator and the image -> 3DMM regressor (``talklib.condition``)
+write their model as a plain dict (config, weights, numbers) with :func:`save` and read it with
+:func:`load`; the phoneme recogniser and the contrastive audio encoder are saved with SpeechSplit in the
+feature-network bundle (``talklib.condition.extract``), through the same two functions. Small trainers
+keep their resumable state with :func:`save_training` / :func:`resume_training`. One place, so that every
+model file is written and checked the same way:
 
 - ``save`` serialises with ``torch.save`` to bytes first, then writes them to a temporary name and
   renames (``talklib.outputs.atomic_write_bytes``): a run killed mid-write never leaves a half-written

@@ -117,6 +117,8 @@ PARAMS: list[Param] = [
     Param("sync_width", int, 16, 32, "channels of the expert's first conv layer (doubling per stage)"),
     Param("sync_dim", int, 128, 256, "embedding size of the lip-sync expert"),
     Param("sync_speech_clips", int, -1, -1, "speech-only clips rendered as extra video for the expert (-1 = all)"),
+    Param("sync_speech_renders", int, 2, 1, "renders of each training speech-only clip for the expert, each under "
+          "another stretch of the identity's head pose and lighting"),
     Param("sync_test_every", int, 3, 5, "hold out every N-th rendered speech-only clip (with testA/testB) for the offset test"),
     Param("sync_threads", int, 1, 0, "torch CPU threads while training the expert (0 = leave torch's default)"),
     Param("sync_eval_shifts", str, "3,5,7,10", "3,5,7,10", "audio shifts (frames, each +/-) for the offset-recovery test"),
@@ -130,6 +132,16 @@ PARAMS: list[Param] = [
     Param("cond_score_frames", int, 100, 0, "testA frames notebook 05 scores each row on (0 = all)"),
     Param("cond_focus_every", int, 4, 4, "of every k steps of an audio-conditioned field, k - 1 render only the lower "
           "face (AD-NeRF samples its rays in the face box); 0 or 1 = whole frames only"),
+    # --- 06 NeRF-3DTalker's prior-aided audio disentanglement (issue 15) --------------------------
+    Param("lipwav_steps", int, 300, 5000, "Lip-wav generator training steps (each of the two: with and without L_lip)"),
+    Param("lipwav_batch", int, 16, 32, "Lip-wav generator batch (windows of the expert's 5 frames)"),
+    Param("lipwav_width", int, 16, 32, "Lip-wav generator's first conv width (doubling per stage)"),
+    Param("lipwav_lr", float, 3e-3, 1e-3, "Lip-wav generator learning rate (Adam, cosine decay)"),
+    Param("lipwav_lip_weight", float, 0.01, 0.01, "weight of L_lip (NeRF-3DTalker Eq. 2) beside the L1 loss"),
+    Param("lipwav_lip_from", float, 0.5, 0.5, "fraction of the steps trained on L1 alone before L_lip joins"),
+    Param("regress_steps", int, 800, 4000, "image -> 3DMM expression regressor training steps"),
+    Param("regress_width", int, 16, 32, "regressor's first conv width"),
+    Param("regress_renders", int, 2000, 20000, "renders of known expressions the regressor learns from"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -260,11 +272,14 @@ RULES: dict[str, Rule] = {
     "nerf_view_dir": Flag(), "nerf_box_scale": Range(0.5, 10.0),
     "sync_steps": _STEPS, "sync_batch": IntRange(2, 4096), "sync_lr": _LR,
     "sync_loss": OneOf(("cosine", "triplet", "both")), "sync_width": IntRange(1, 1024), "sync_dim": _WIDTH,
-    "sync_speech_clips": IntRange(-1, 100_000), "sync_test_every": IntRange(0, 1000),
+    "sync_speech_clips": IntRange(-1, 100_000), "sync_speech_renders": IntRange(1, 100), "sync_test_every": IntRange(0, 1000),
     "sync_threads": IntRange(0, 1024), "sync_eval_shifts": ListOf(IntRange(1, 100), 1, 32, ints=True),
     "sync_eval_min_seconds": Range(0.0, 3600.0), "eval_cpbd_every": IntRange(1, 10_000),
     "cond_steps": _STEPS, "cond_audio_dim": IntRange(1, 1024), "cond_frames": IntRange(1, 64),
     "cond_focus_every": IntRange(0, 1000), "cond_score_frames": IntRange(0, 1_000_000),
+    "lipwav_steps": _STEPS, "lipwav_batch": IntRange(1, 4096), "lipwav_width": IntRange(4, 1024), "lipwav_lr": _LR,
+    "lipwav_lip_weight": Range(0.0, 100.0), "lipwav_lip_from": Range(0.0, 1.0), "regress_steps": _STEPS,
+    "regress_width": IntRange(4, 1024), "regress_renders": IntRange(2, 1_000_000),
 }
 
 

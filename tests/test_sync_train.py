@@ -68,3 +68,22 @@ def test_input_norm_ignores_exposure_and_old_checkpoints_keep_raw_input(tmp_path
     del blob["config"]["input_norm"]
     torch.save(blob, path)
     assert load_sync(path).cfg.input_norm is False
+
+
+def test_expert_material_split_and_extra_renders(featured_corpus):
+    """Notebook 04's split: rendered test clips and every test_every-th speech-only clip held out; with
+    renders=2 each training speech-only clip comes twice, the same audio under another stretch of light."""
+    from talklib.sync.corpus import expert_material
+
+    cfg = SyncConfig(width=4, dim=8)
+    train, test = expert_material(featured_corpus, cfg, test_every=0)
+    train2, test2 = expert_material(featured_corpus, cfg, test_every=0, renders=2)
+    assert [it.name for it in test] == [it.name for it in test2] == [c.name for c in featured_corpus.clips()
+                                                                       if c.split != "train"]
+    speech = [s.name for s in featured_corpus.speech()]
+    rendered = [it.name for it in train[:len(train) - len(speech)]]
+    assert [it.name for it in train2] == rendered + [x for n in speech for x in (n, f"{n}@1")]
+    a, b = train2[-2], train2[-1]
+    assert np.array_equal(a.data.mel, b.data.mel) and a.data.crops.shape == b.data.crops.shape
+    assert not np.array_equal(a.data.crops, b.data.crops)
+    assert all(len(it.exp) == it.data.n_frames for it in train2 + test2)

@@ -21,15 +21,16 @@ def clip_sync_data(clip, cfg: SyncConfig) -> SyncClip:
     return prepare_clip(clip.frames("front"), clip.landmarks2d("front"), clip.audio(), cfg)
 
 
-def render_speech(speech, identity_clip, device=None, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def render_speech(speech, identity_clip, device=None, batch: int = 32, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Render a speech-only clip's ``exp`` (T, 79) frontally on ``identity_clip``'s identity, with that
     clip's head pose and lighting cycled. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
-    return render_expressions(speech.exp(), identity_clip, device, batch)
+    return render_expressions(speech.exp(), identity_clip, device, batch, start)
 
 
-def render_expressions(exp: np.ndarray, identity_clip, device=None, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def render_expressions(exp: np.ndarray, identity_clip, device=None, batch: int = 32,
+                       start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Render expressions (T, 79) frontally on ``identity_clip``'s identity, with that clip's head pose and
-    lighting cycled. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
+    lighting cycled from its frame ``start``. Returns frames (T, H, W, 3) uint8 and landmarks (T, 478, 2)."""
     import torch
 
     from talklib.face3d.model import MorphableModel
@@ -40,7 +41,7 @@ def render_expressions(exp: np.ndarray, identity_clip, device=None, batch: int =
     cam = identity_clip.camera("front")
     pose = identity_clip.pose().astype(np.float32)
     illu = identity_clip.illu().astype(np.float32)
-    cyc = np.arange(T) % len(pose)
+    cyc = (start + np.arange(T)) % len(pose)
     pose, illu = pose[cyc], illu[cyc]
     h, w = identity_clip.size
     t = MorphableModel.from_asset().tensors(device)
@@ -63,8 +64,8 @@ def render_expressions(exp: np.ndarray, identity_clip, device=None, batch: int =
     return frames, lmk
 
 
-def speech_sync_data(speech, identity_clip, cfg: SyncConfig, device=None) -> SyncClip:
-    frames, lmk = render_speech(speech, identity_clip, device)
+def speech_sync_data(speech, identity_clip, cfg: SyncConfig, device=None, start: int = 0) -> SyncClip:
+    frames, lmk = render_speech(speech, identity_clip, device, start=start)
     return prepare_clip(frames, lmk, speech.audio(), cfg)
 
 
@@ -78,11 +79,13 @@ class Item:
 
 
 def expert_material(corpus, cfg: SyncConfig, speech_clips: int = -1, test_every: int = 3,
-                    device=None) -> tuple[list[Item], list[Item]]:
+                    device=None, renders: int = 1) -> tuple[list[Item], list[Item]]:
     """The lip-sync expert's training and held-out clips (notebook 04's split, reused by notebook 06):
     training = the rendered train clips + the speech-only clips rendered on a training identity, except every
     ``test_every``-th speech-only clip, which is held out with the testA / testB clips. ``speech_clips`` >= 0
-    keeps only the first ones."""
+    keeps only the first ones. ``renders`` > 1 renders each training speech-only clip that many times, the
+    head pose and lighting cycle starting at evenly spaced frames of the identity's clip: the same speech
+    under other light, more material for an expert that must not read lighting as speech."""
     train_clips = corpus.clips(split="train")
     test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
     speech = corpus.speech()
@@ -91,7 +94,14 @@ def expert_material(corpus, cfg: SyncConfig, speech_clips: int = -1, test_every:
     train = [Item(c.name, clip_sync_data(c, cfg), c.exp(), c.audio()) for c in train_clips]
     test = [Item(c.name, clip_sync_data(c, cfg), c.exp(), c.audio()) for c in test_clips]
     for i, s in enumerate(speech):
-        d = speech_sync_data(s, train_clips[i % len(train_clips)], cfg, device)
+        ident = train_clips[i % len(train_clips)]
+        d = speech_sync_data(s, ident, cfg, device)
         item = Item(s.name, d, s.exp()[:d.n_frames], s.audio())
-        (test if test_every > 0 and i % test_every == test_every - 1 else train).append(item)
+        if test_every > 0 and i % test_every == test_every - 1:
+            test.append(item)
+            continue
+        train.append(item)
+        for k in range(1, renders):
+            d = speech_sync_data(s, ident, cfg, device, start=k * ident.n_frames // renders)
+            train.append(Item(f"{s.name}@{k}", d, item.exp, item.audio))
     return train, test

@@ -1,0 +1,280 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: talklib
+#     language: python
+#     name: talklib
+# ---
+
+# %% [markdown]
+# # 06 · NeRF-3DTalker's 3D-prior-aided audio disentanglement: Lip-wav images and the 3D prior
+#
+# NeRF-3DTalker (`../shared/papers/nerf-3dtalker.md`, Section II.B) does not feed audio to its field.
+# It conditions the field on two 79-d expression vectors (Eq. 1),
+#
+# $$I : (f_{id},\; f_{exp\text{-}aud},\; f_{exp\text{-}style},\; f_{alb},\; f_{illu}) \qquad (1)$$
+#
+# where $f_{exp\text{-}aud}$ carries only what the speech moves and $f_{exp\text{-}style}$ the speaker's
+# style. The first is obtained in two steps, which this notebook builds and measures:
+#
+# 1. **Lip-wav generation** (Eq. 2): a generator draws the lips of the identity image $I_{id}$ as the
+#    audio says, supervised by a frozen SyncNet;
+# 2. **3D prior extraction**: a 3DMM reconstruction network reads the expression off the generated
+#    images. What it reads is $f_{exp\text{-}aud}$: speech movement in the 3DMM's own space.
+#
+# **Stand-ins, said plainly.** The paper's generator is SadTalker's pre-trained LipNet and its 3DMM
+# extractor Deep3DFaceRecon; neither can be downloaded here. talklib trains both on the synthetic speaker:
+# a compact Wav2Lip-style generator (`talklib.condition.lipwav`) and a small image → 3DMM regressor
+# (`talklib.condition.prior3d`). The SyncNet of Eq. (2) is notebook 04's lip-sync expert, and LSE-C / LSE-D
+# are measured with that same expert, so a generator trained against it is scored by its own teacher:
+# the regressor's reading of the generated mouths against the true expression is the independent check.
+#
+# **Not yet here** (NeRF-3DTalker issue, still open): StyleNet and FuseNet with $L_{exp}$ (Eq. 3), the field
+# conditioned on the full Eq. (1), and Table II. This notebook stops where $f_{exp\text{-}aud}$ exists.
+
+# %% tags=["parameters"]
+run_dir = "runs/dev"
+data_dir = "data/synthetic/small"
+preset = "small"
+seed = 0
+device = "auto"
+resume = False
+sync_speech_clips = -1
+sync_test_every = 3
+sync_speech_renders = 2
+lipwav_steps = 300
+lipwav_batch = 16
+lipwav_width = 16
+lipwav_lr = 3e-3
+lipwav_lip_weight = 0.01
+lipwav_lip_from = 0.5
+regress_steps = 800
+regress_width = 16
+regress_renders = 2000
+
+# %%
+from talklib.notebook import setup
+dev = setup(seed, device, run_dir)
+
+# %%
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import torch
+from IPython.display import display
+
+from talklib.condition import lipwav as LW
+from talklib.data.dataset import EXP_NAMES
+from talklib.condition import prior3d as RG
+from talklib.outputs import save_figure, save_image, write_metrics
+from talklib.speaker.build import ensure_corpus
+from talklib.speaker.visemes import MOUTH_COMPONENTS
+from talklib.sync.corpus import expert_material
+from talklib.sync.model import load_sync
+from talklib.sync.train import centre_of, crop_margins, score_clip
+
+NB = "06_prior_aided_disentanglement"
+timings, t_start = {}, time.perf_counter()
+if dev.type == "cpu":
+    torch.set_num_threads(2)
+
+# %% [markdown]
+# ## 6.1 The material: mouth crops with their audio and their true expression
+# The same split as notebook 04's expert: the rendered training clip and the speech-only clips rendered on
+# the speaker (many voices and sentences) for training; testA (unseen sentences, other lighting), testB
+# (real ARCTIC speech) and every `sync_test_every`-th speech-only clip held out. Each frame brings its
+# mouth crop (the lip region, `talklib.sync.crops`), its 0.04 s of the 50 Hz mel stream, and the
+# synthetic speaker's true 79-d expression.
+
+# %%
+sync_path = Path(run_dir) / "models" / "sync.pt"
+assert sync_path.is_file(), f"notebook 04's lip-sync expert is missing at {sync_path}: run notebook 04 first"
+expert = load_sync(sync_path).to(dev)
+cfg = expert.cfg
+t0 = time.perf_counter()
+corpus = ensure_corpus(data_dir, preset, seed)
+train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every,
+                                          renders=sync_speech_renders)
+timings["data_s"] = time.perf_counter() - t0
+margins = crop_margins(cfg)
+
+
+def centre(item) -> np.ndarray:
+    """The expert-sized mouth crops (T, h, w, 3) uint8 of an item (its crops carry a jitter margin)."""
+    return centre_of(item.data.crops, cfg)
+
+
+n_train = sum(it.data.n_frames for it in train_items)
+print(f"training: {len(train_items)} clips, {n_train} frames ({n_train / 25:.0f} s); "
+      f"held out: {[it.name for it in test_items]}")
+
+# %% [markdown]
+# ## 6.2 Lip-wav generation with SyncNet supervision (Eq. 2)
+# $$L_{lip} = \frac{1}{B} \sum_{i=1}^B -\log\left(\frac{f_{lip_i} \cdot f_{a_i}}{\max(\|f_{lip_i}\|_2 \cdot \|f_{a_i}\|_2, \epsilon)}\right) \qquad (2)$$
+#
+# The generator (`LipWavGenerator`, a U-Net) sees the identity's mouth crop at another moment of the same
+# clip — the paper's identity image $I_{id}$, as Wav2Lip's reference frame — and a code of the 0.2 s of
+# mel around the target frame at its bottleneck; it draws the mouth crop at that frame. The loss is the L1
+# distance to the true crop plus `lipwav_lip_weight` · $L_{lip}$, where $f_{lip}$ is the frozen expert's
+# embedding of five consecutive generated crops and $f_a$ that of their audio. $L_{lip}$ joins after the first
+# `lipwav_lip_from` of the steps, as Wav2Lip switches its sync loss on only once the generator draws mouths.
+# Two generators get the same steps and seed: **with** $L_{lip}$ and **without** (L1 only), so the table
+# below shows what Eq. (2) adds.
+
+# %%
+train_data = [it.data for it in train_items]
+ckpt = {name: Path(run_dir) / "checkpoints" / f"06_{name}.pt" for name in ("lipwav_lip", "lipwav_l1", "regressor")}
+for p in ckpt.values():
+    if p.exists() and not resume:
+        p.unlink()   # a fresh run starts fresh; `reproduce --resume` continues an interrupted training instead
+gens, hist = {}, {}
+t0 = time.perf_counter()
+for name, w in (("with L_lip", lipwav_lip_weight), ("without L_lip", 0.0)):
+    torch.manual_seed(seed)
+    gens[name] = LW.LipWavGenerator(LW.LipWavConfig(crop_h=cfg.crop_h, crop_w=cfg.crop_w, width=lipwav_width)).to(dev)
+    hist[name] = LW.train_lipwav(gens[name], train_data, expert, lipwav_steps, batch=lipwav_batch, lr=lipwav_lr,
+                                 lip_weight=w, lip_from=lipwav_lip_from, seed=seed,
+                                 ckpt=ckpt["lipwav_lip" if w else "lipwav_l1"])
+timings["lipwav_s"] = time.perf_counter() - t0
+LW.save_lipwav(gens["with L_lip"], Path(run_dir) / "models" / "lipwav.pt")
+fig = go.Figure()
+for name, h in hist.items():
+    fig.add_scatter(y=[r["l1"] for r in h], name=f"L1, {name}")
+fig.add_scatter(y=[r["lip"] if r["lip"] else None for r in hist["with L_lip"]], name="L_lip (Eq. 2)", yaxis="y2")
+fig.update_layout(title="Lip-wav training", xaxis_title="step", yaxis_title="L1", height=360,
+                  yaxis2=dict(title="L_lip", overlaying="y", side="right"))
+fig.show()
+save_figure(fig, run_dir, NB, "lipwav_training")
+
+# %% [markdown]
+# Every held-out clip is drawn from its audio alone, all frames from one reference crop (its first frame).
+# Top: the truth; middle and bottom: Lip-wav with and without $L_{lip}$.
+
+# %%
+lipwav = {name: [LW.lipwav_clip(g, centre(it)[0], it.data.mel, margins) for it in test_items] for name, g in gens.items()}
+it0 = test_items[0]
+rows = [centre(it0)[20:32]] + [centre_of(c[0].crops[20:32], cfg) for c in lipwav.values()]
+strip = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+save_image(strip, run_dir, NB, "lipwav_strip")
+px.imshow(strip, title=f"{it0.name}, frames 20-31: truth / Lip-wav with L_lip / without").show()
+
+# %% [markdown]
+# LSE-C (confidence, higher is better synced) and LSE-D (distance, lower is better) by the expert, over every
+# held-out clip, for the true video and both generators; and the AV offset the expert finds (0 = in sync).
+
+# %%
+rows = []
+for i, it in enumerate(test_items):
+    row = {"clip": it.name}
+    for name, s in [("truth", score_clip(expert, it.data))] + [(n, score_clip(expert, c[i])) for n, c in lipwav.items()]:
+        row.update({f"LSE-C {name}": s.lse_c, f"LSE-D {name}": s.lse_d, f"offset {name}": s.offset})
+    rows.append(row)
+sync_table = pd.DataFrame(rows).set_index("clip")
+display(sync_table.round(3))
+lse = {n: float(sync_table[f"LSE-C {n}"].mean()) for n in ("truth", *gens)}
+lsd = {n: float(sync_table[f"LSE-D {n}"].mean()) for n in ("truth", *gens)}
+in_sync = {n: float((sync_table[f"offset {n}"].abs() <= 1).mean()) for n in ("truth", *gens)}
+print({n: f"LSE-C {lse[n]:.3f}, LSE-D {lsd[n]:.3f}, offset within ±1 on {in_sync[n]:.0%}" for n in lse})
+
+# %% [markdown]
+# ## 6.3 3D prior extraction: the expression of the generated images
+# The regressor (`ExpRegressor`, Deep3DFaceRecon's role) maps a mouth crop to the 79 expression numbers.
+# It learns from `regress_renders` renders of the speaker whose code is known: each takes the speech
+# components (jaw, lips) of one true frame of the training clips and everything else of another
+# (`training_renders`), so the mouth it learns to read does not come with the brows and blinks that happened
+# to go with it. It is checked first on the held-out clips' **true** crops: how much of each named component
+# a mouth crop shows at all. Correlations are taken within each held-out clip and averaged (the lighting of
+# testA shifts the whole clip's reading a little; a field cares about the motion).
+
+# %%
+pool = np.concatenate([it.exp[:it.data.n_frames] for it in train_items])
+t0 = time.perf_counter()
+X, Y = RG.training_renders(pool, corpus.clips(split="train")[0], regress_renders, cfg, np.random.default_rng(seed))
+timings["regress_renders_s"] = time.perf_counter() - t0
+torch.manual_seed(seed)
+reg = RG.ExpRegressor(RG.RegressorConfig(crop_h=cfg.crop_h, crop_w=cfg.crop_w, width=regress_width)).to(dev)
+t0 = time.perf_counter()
+reg_hist = RG.train_regressor(reg, X, Y, regress_steps, seed=seed, ckpt=ckpt["regressor"])
+timings["regress_s"] = time.perf_counter() - t0
+RG.save_regressor(reg, Path(run_dir) / "models" / "exp_regressor.pt")
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-8 and b.std() > 1e-8 else 0.0
+
+
+def clip_corr(preds: list[np.ndarray], comp: str) -> float:
+    """Correlation of one component, predicted vs true, within each held-out clip, averaged over clips."""
+    k = EXP_NAMES.index(comp)
+    return float(np.mean([corr(p[:, k], it.exp[:len(p), k]) for p, it in zip(preds, test_items)]))
+
+
+P = [RG.predict(reg, centre(it)) for it in test_items]
+named = list(EXP_NAMES)
+r_true = {n: clip_corr(P, n) for n in named}
+fig = px.bar(x=named, y=[r_true[n] for n in named], labels={"x": "expression component", "y": "correlation"},
+             title="regressor on the held-out clips' true mouth crops: predicted vs true (within clips)")
+fig.show()
+save_figure(fig, run_dir, NB, "regressor_components")
+speech_comps = [c for c in MOUTH_COMPONENTS if c != "smile"]   # what the visemes move
+print(f"{len(X)} training renders; held-out correlation: jaw_open {r_true['jaw_open']:.3f}, "
+      f"mean over the speech components {np.mean([r_true[c] for c in speech_comps]):.3f}, "
+      f"blinks {np.mean([r_true['blink_left'], r_true['blink_right']]):.3f} (a mouth crop does not show them)")
+
+# %% [markdown]
+# Now the prior itself: $f_{exp\text{-}aud} = R(\text{Lip-wav}(I_{id}, \text{audio}))$, frame by frame for every
+# held-out clip, against the true expression of the same frames. The speech components should follow the
+# truth; this is the check the expert cannot bias, since the regressor never saw a generated image.
+
+# %%
+f_exp_aud = {n: [RG.predict(reg, centre_of(c.crops, cfg)) for c in clips] for n, clips in lipwav.items()}
+prior = pd.DataFrame({n: {c: clip_corr(f, c) for c in MOUTH_COMPONENTS} for n, f in f_exp_aud.items()})
+prior["true crops (regressor alone)"] = [r_true[c] for c in MOUTH_COMPONENTS]
+display(prior.round(3))
+jaw = {n: float(prior.loc["jaw_open", n]) for n in prior.columns}
+k = EXP_NAMES.index("jaw_open")
+fig = go.Figure([go.Scatter(y=test_items[0].exp[:250, k], name="true jaw_open"),
+                 go.Scatter(y=f_exp_aud["with L_lip"][0][:250, k], name="f_exp-aud (Lip-wav with L_lip)"),
+                 go.Scatter(y=f_exp_aud["without L_lip"][0][:250, k], name="f_exp-aud (Lip-wav without L_lip)"),
+                 go.Scatter(y=P[0][:250, k], name="regressor on the true crops")])
+fig.update_layout(title=f"{test_items[0].name}: jaw_open read off the Lip-wav images", xaxis_title="frame", height=340)
+fig.show()
+save_figure(fig, run_dir, NB, "f_exp_aud_jaw")
+
+# %%
+timings["total_s"] = time.perf_counter() - t_start
+write_metrics(run_dir, NB, {
+    **{f"lse_c/{n}": round(v, 4) for n, v in lse.items()}, **{f"lse_d/{n}": round(v, 4) for n, v in lsd.items()},
+    **{f"in_sync/{n}": round(v, 4) for n, v in in_sync.items()},
+    **{f"prior_corr/{c}/{n}": round(float(prior.loc[c, n]), 4) for c in MOUTH_COMPONENTS for n in prior.columns},
+    **{f"regressor_corr/{n}": round(v, 4) for n, v in r_true.items()},
+    "lse_c_ratio_lip": round(lse["with L_lip"] / lse["truth"], 4),
+    "lse_c_ratio_l1": round(lse["without L_lip"] / lse["truth"], 4),
+    "lipwav_final_l1/with": round(float(np.mean([r["l1"] for r in hist["with L_lip"][-20:]])), 4),
+    "lipwav_final_l1/without": round(float(np.mean([r["l1"] for r in hist["without L_lip"][-20:]])), 4),
+}, timings=timings)
+
+# %% [markdown]
+# ## 6.4 What holds
+# Asserted only what holds over seeds 0–4 with a margin (`benchmarks/small_preset_seeds.md`): the
+# generator trained with Eq. (2) draws mouths the expert finds in sync on every held-out clip, as confident
+# as on the true video (LSE-C ratio 0.79–1.21 over seeds 0–4; the bar is 0.5), and the regressor reads the
+# jaw off true mouth crops (0.64–0.90; bar 0.4). **Recorded, not asserted — a finding:** read off the
+# Lip-wav images, the jaw follows the truth only loosely (0.08–0.70 with $L_{lip}$, 0.31–0.77 without):
+# $L_{lip}$ raises the expert's confidence (on every seed) while the mouths it teaches the generator are
+# not clearly truer to the speech. A generator trained against its own judge can please the judge; the
+# paper's claim that Eq. (2) improves the speech movement of $f_{exp\text{-}aud}$ is not confirmed here.
+
+# %%
+assert in_sync["with L_lip"] >= 0.75, in_sync
+assert lse["with L_lip"] > 0.5 * lse["truth"], lse
+assert r_true["jaw_open"] > 0.4, r_true["jaw_open"]
