@@ -142,6 +142,11 @@ PARAMS: list[Param] = [
     Param("regress_steps", int, 800, 4000, "image -> 3DMM expression regressor training steps"),
     Param("regress_width", int, 16, 32, "regressor's first conv width"),
     Param("regress_renders", int, 2000, 20000, "renders of known expressions the regressor learns from"),
+    Param("style_batch", int, 16, 32, "StyleNet + FuseNet batch (segments of one clip in one style each)"),
+    Param("style_steps", int, 800, 6000, "StyleNet + FuseNet training steps (L_exp, NeRF-3DTalker Eq. 3)"),
+    Param("style_width", int, 64, 128, "StyleNet / FuseNet conv width"),
+    Param("style_train_styles", int, 400, 2000, "speaking styles the synthetic speech is re-dressed in for training"),
+    Param("style_test_styles", int, 4, 8, "unseen speaking styles the disentanglement is measured on"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -280,6 +285,8 @@ RULES: dict[str, Rule] = {
     "lipwav_steps": _STEPS, "lipwav_batch": IntRange(1, 4096), "lipwav_width": IntRange(4, 1024), "lipwav_lr": _LR,
     "lipwav_lip_weight": Range(0.0, 100.0), "lipwav_lip_from": Range(0.0, 1.0), "regress_steps": _STEPS,
     "regress_width": IntRange(4, 1024), "regress_renders": IntRange(2, 1_000_000),
+    "style_steps": _STEPS, "style_batch": IntRange(1, 4096), "style_width": IntRange(4, 1024),
+    "style_train_styles": IntRange(1, 100_000), "style_test_styles": IntRange(2, 10_000),
 }
 
 

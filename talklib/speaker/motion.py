@@ -71,9 +71,16 @@ def speech_energy(timeline: list[tuple[str, float, float]], n: int, fps: int = 2
 
 
 def spontaneous(rng: np.random.Generator, n: int, timeline, fps: int = 25, blink_rate: float | None = None,
-                pose_scale: float = 1.0, lighting_drift: bool = True, base_illu: np.ndarray | None = None
-                ) -> dict[str, np.ndarray]:
-    """Non-mouth curves for n frames: exp_extra (n, 79) (to add to the mouth curves), pose (n, 6), illu (n, 27)."""
+                pose_scale: float = 1.0, lighting_drift: bool = True, base_illu: np.ndarray | None = None,
+                style=None) -> dict[str, np.ndarray]:
+    """Non-mouth curves for n frames: exp_extra (n, 79) (to add to the mouth curves), pose (n, 6), illu (n, 27).
+
+    ``style``: a ``talklib.speaker.style.SpeakingStyle`` (its brows, smile, dimpler and unnamed offsets);
+    None is the corpus's own (``DEFAULT_STYLE``, which draws exactly what this function always drew).
+    """
+    from talklib.speaker.style import DEFAULT_STYLE
+
+    st = DEFAULT_STYLE if style is None else style
     exp = np.zeros((n, 79), np.float64)
     rate = blink_rate if blink_rate is not None else rng.uniform(0.2, 0.5)
     blink, _ = blink_curve(rng, n, fps, rate)
@@ -85,15 +92,15 @@ def spontaneous(rng: np.random.Generator, n: int, timeline, fps: int = 25, blink
     t = (np.arange(n) + 0.5) / fps
     starts = [s for (p, s, _), (q, _, _) in zip(timeline[1:], timeline[:-1]) if q == "SIL" and p != "SIL"]
     for s in starts:
-        if rng.uniform() < 0.5:
-            amp = rng.uniform(0.3, 0.8)
+        if rng.uniform() < st.brow_prob:
+            amp = st.brow_amp * rng.uniform(0.3, 0.8)
             dur = rng.uniform(0.4, 0.9)
             bump = amp * np.exp(-0.5 * ((t - s - dur / 2) / (dur / 3)) ** 2)
             exp[:, EXP["brow_inner_raise"]] += bump
             exp[:, EXP["brow_outer_raise"]] += bump * rng.uniform(0.5, 1.0)
-    exp[:, EXP["smile"]] += np.clip(0.15 + 0.15 * smooth_noise(rng, n, 1, 0.1, fps)[:, 0], 0, 1)
-    exp[:, EXP["dimpler"]] += np.clip(0.1 * smooth_noise(rng, n, 1, 0.2, fps)[:, 0], 0, 1)
-    exp[:, len(EXP_NAMES):] = 0.3 * smooth_noise(rng, n, 79 - len(EXP_NAMES), 0.5, fps)
+    exp[:, EXP["smile"]] += np.clip(st.smile + 0.15 * smooth_noise(rng, n, 1, 0.1, fps)[:, 0], 0, 1)
+    exp[:, EXP["dimpler"]] += np.clip(st.dimpler + 0.1 * smooth_noise(rng, n, 1, 0.2, fps)[:, 0], 0, 1)
+    exp[:, len(EXP_NAMES):] = st.unnamed_offsets() + 0.3 * smooth_noise(rng, n, 79 - len(EXP_NAMES), 0.5, fps)
     # head pose: yaw, pitch, roll (deg), translation (m)
     slow = smooth_noise(rng, n, 6, 0.15, fps)
     fast = smooth_noise(rng, n, 3, 1.0, fps)
