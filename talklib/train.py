@@ -121,8 +121,10 @@ def render_settings(scene, clip, corpus, params: dict, dev, networks: dict) -> d
 
     from talklib.nerf.talk import render_extra
 
+    from talklib.condition.spec import CONDITIONS
+
     default = scene.cond[torch.as_tensor(scene.train_idx)].mean(0)
-    if scene.conditions:
+    if scene.conditions or any(n in CONDITIONS and CONDITIONS[n].source == "prior" for n in scene.cond_parts):
         return render_extra(scene, None, None, default, features=networks)
     if "f_exp" in scene.cond_parts:
         k = scene.cond_parts["f_exp"]
@@ -133,8 +135,8 @@ def render_settings(scene, clip, corpus, params: dict, dev, networks: dict) -> d
             start += d
         a2e = audio2exp_for(clip, corpus, k, params["nerf_a2e_steps"], params["seed"], dev)
         return render_extra(scene, a2e, (start, start + k), default)
-    raise UserError("these conditions hold nothing audio can drive (no audio part, no f_exp): "
-                    "add an audio condition such as a_content or deepspeech, or f_exp")
+    raise UserError("these conditions hold nothing audio can drive (no audio part, no f_exp_aud, no f_exp): "
+                    "add an audio condition such as a_content or deepspeech, f_exp_aud, or f_exp")
 
 
 def heldout_reader(scene, frames: int = 8):
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                       mask_weight=params["nerf_mask_weight"], depth_weight=params["nerf_depth_weight"],
                       seed=params["seed"], extra=extra, time_budget_s=params["nerf_fit_seconds"],
                       callback=heldout_reader(scene), callback_every=args.eval_every,
-                      focus=lower_face_box(clip, scene.H, model.cfg.upsample) if scene.conditions else None,
+                      focus=lower_face_box(clip, scene.H, model.cfg.upsample) if any(p.from_audio for p in ccfg.parts) else None,
                       focus_every=params["cond_focus_every"])
         last = history[-1]
         final = heldout_reader(scene, frames=len(scene.test_idx))(last["step"], model.eval(), last)

@@ -51,10 +51,28 @@ def featured_corpus(tmp_path_factory):
     bundle = make_bundle(SpeechSplit(SpeechSplitConfig(conv_content=16, conv_pitch=16, conv_rhythm=8, dec_dim=16,
                                                        dec_layers=1, n_speakers=2)),
                          PhonemeRecognizer(hidden=16), AudioEncoder(dim=8), f0_stats=(5.0, 0.2))
-    parts = parse("a_content,a_rhythm,a_pitch,deepspeech,f_a")
+    bundle["prior"] = tiny_prior(corpus.clip(split="train"))
+    parts = parse("a_content,a_rhythm,a_pitch,deepspeech,f_a,f_exp_aud,f_exp_style")
     for c in corpus.clips():
         feats = F.compute_features(c.audio(), c.n_frames)
         feats.update(features_from_audio(c.audio(), parts, bundle, n_frames=c.n_frames))
         F.write_features(c.path, feats)
         save_bundle(c.path / BUNDLE_NAME, bundle)
     return corpus
+
+
+def tiny_prior(clip) -> dict:
+    """NeRF-3DTalker's disentanglement module (``talklib.condition.disentangle``) of untrained tiny networks,
+    its identity crop a patch of the clip's first frame and its style reference the clip's expression."""
+    from talklib.condition import disentangle as DS
+    from talklib.condition import lipwav as LW
+    from talklib.condition import prior3d as RG
+    from talklib.condition import style as ST
+
+    torch.manual_seed(0)
+    gen = LW.LipWavGenerator(LW.LipWavConfig(width=4, audio_dim=8))
+    reg = RG.ExpRegressor(RG.RegressorConfig(width=4))
+    dis = ST.Disentangler(ST.StyleConfig(width=8))
+    crop = np.ascontiguousarray(clip.frames("front")[0][:24, :40])
+    ref = np.resize(clip.exp(), (ST.MIN_REF_FRAMES, 79))
+    return DS.make_prior(gen, reg, dis, crop, ref)

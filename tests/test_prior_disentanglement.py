@@ -88,6 +88,31 @@ def test_lipwav_learns_the_audio_and_resumes_exactly(tmp_path):
     assert clip.crops.shape == clips[0].crops.shape and len(clip.mel) == len(clips[0].mel)
 
 
+def test_the_pair_shares_its_l1_part_and_ends_where_separate_runs_do(tmp_path):
+    """Notebook 06 trains the L1-only part once: with L_lip branched from it, both end as if run apart."""
+    rng = np.random.default_rng(0)
+    clips = [_toy_clip(40, rng) for _ in range(2)]
+    torch.manual_seed(0)
+    expert = SyncNet(CFG)
+    cfg = LW.LipWavConfig(crop_h=CFG.crop_h, crop_w=CFG.crop_w, width=4, audio_dim=8)
+
+    def run(w, **kw):
+        torch.manual_seed(1)
+        g = LW.LipWavGenerator(cfg)
+        LW.train_lipwav(g, clips, expert, 12, batch=2, lip_weight=w, lip_from=0.5, seed=3, progress=False, **kw)
+        return g
+
+    apart = {w: run(w) for w in (0.0, 0.01)}
+    l1, lip = tmp_path / "l1.pt", tmp_path / "lip.pt"
+    run(0.0, ckpt=l1, stop_at=6)
+    shared = {0.01: run(0.01, ckpt=lip, branch=l1), 0.0: run(0.0, ckpt=l1)}
+    for w in apart:
+        for k, v in apart[w].state_dict().items():
+            torch.testing.assert_close(shared[w].state_dict()[k], v)
+    with pytest.raises(UserError, match="past the 6 steps"):
+        run(0.01, ckpt=tmp_path / "other.pt", branch=l1)          # l1.pt now holds step 12
+
+
 def test_lipwav_refuses_bad_input(tmp_path):
     gen = LW.LipWavGenerator(LW.LipWavConfig(crop_h=16, crop_w=32, width=4, audio_dim=8))
     with pytest.raises(UserError, match="build LipWavConfig with the expert's crop size"):

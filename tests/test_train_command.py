@@ -55,6 +55,19 @@ def test_audio_shorter_than_the_window_is_refused_by_render(featured_corpus, tmp
     assert not (tmp_path / "s.mp4").exists()
 
 
+def test_a_field_on_the_disentangled_audio_renders_from_a_wav(featured_corpus, tmp_path):
+    """NeRF-3DTalker's Eq. (1) condition: render recomputes f_exp-aud / f_exp-style with the stored module."""
+    out = tmp_path / "dis"
+    assert main(_train(featured_corpus, out, "f_exp_aud:12,f_exp_style:12,f_illu", 10)) == 0
+    wav = featured_corpus.clip(split="testA").path / "aud.wav"
+    video = tmp_path / "d.mp4"
+    assert main(["render", "--checkpoint", str(out), "--audio", str(wav), "--out", str(video)]) == 0
+    from talklib.data.video import read_video
+
+    frames, _ = read_video(video)
+    assert len(frames) == featured_corpus.clip(split="testA").n_frames
+
+
 def test_a_3dmm_expression_field_gets_an_audio_network_to_be_rendered(featured_corpus, tmp_path):
     out = tmp_path / "exp"
     assert main(_train(featured_corpus, out, "f_exp:12,f_illu", 10)) == 0

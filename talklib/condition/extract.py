@@ -5,7 +5,9 @@ Notebook 02 trains SpeechSplit (``aud_ssplit``: a_c | a_r | a_p), the DeepSpeech
 features into every clip folder and, next to them, the networks themselves as ``aud_extractors.pt``
 (``save_bundle``). A NeRF trained on those features carries the bundle in its checkpoint, so
 ``python -m talklib render`` recomputes exactly the same kind of features from any driving audio
-(``features_from_audio``). Mel and MFCC need no network (``talklib.audio.features``).
+(``features_from_audio``). Mel and MFCC need no network (``talklib.audio.features``). Notebook 06 adds
+NeRF-3DTalker's disentanglement module to the same file (key ``"prior"``,
+``talklib.condition.disentangle``): it makes the prior parts ``f_exp_aud`` / ``f_exp_style`` from a wav.
 """
 
 from __future__ import annotations
@@ -66,12 +68,16 @@ def load_bundle(path: str | Path) -> dict:
     return b
 
 
-NETWORK_OF = {"ssplit": "speechsplit", "phon_win": "recognizer", "sync": "audio_encoder"}
+NETWORK_OF = {"ssplit": "speechsplit", "phon_win": "recognizer", "sync": "audio_encoder",
+              "expaud": "prior", "expstyle": "prior"}
+#: what writes each network into the bundle (for the error when one is missing)
+WRITER = {"speechsplit": "notebook 02", "recognizer": "notebook 02", "audio_encoder": "notebook 02",
+          "prior": "notebook 06"}
 
 
 def needed(parts: list[Part]) -> list[str]:
-    """The networks (bundle keys) the audio parts need."""
-    return sorted({NETWORK_OF[p.cond.feature] for p in parts if p.is_audio and p.cond.feature in NETWORK_OF})
+    """The networks (bundle keys) the audio and prior parts need."""
+    return sorted({NETWORK_OF[p.cond.feature] for p in parts if p.from_audio and p.cond.feature in NETWORK_OF})
 
 
 def subset(bundle: dict | None, parts: list[Part], where: str = "") -> dict:
@@ -80,11 +86,13 @@ def subset(bundle: dict | None, parts: list[Part], where: str = "") -> dict:
     if not want:
         return {"format": FORMAT, "f0_range": list(F.DEFAULT_F0_RANGE), "f0_stats": None}
     if bundle is None:
-        raise UserError(f"conditions {', '.join(p.name for p in parts if p.is_audio)} need the feature networks "
-                        f"{BUNDLE_NAME}{' in ' + where if where else ''}: notebook 02 writes them next to the features")
+        raise UserError(f"conditions {', '.join(p.name for p in parts if p.from_audio)} need the feature networks "
+                        f"{BUNDLE_NAME}{' in ' + where if where else ''}: "
+                        f"{' and '.join(sorted({WRITER[k] for k in want}))} write them next to the features")
     miss = [k for k in want if k not in bundle]
     if miss:
-        raise UserError(f"{BUNDLE_NAME}{' in ' + where if where else ''} lacks {', '.join(miss)}: run notebook 02 again")
+        raise UserError(f"{BUNDLE_NAME}{' in ' + where if where else ''} lacks {', '.join(miss)}: run "
+                        f"{' and '.join(sorted({WRITER[k] for k in miss}))} again")
     return {k: v for k, v in bundle.items() if k in ("format", "f0_range", "f0_stats", *want)}
 
 
@@ -96,7 +104,8 @@ def clip_networks(clip, parts: list[Part]) -> dict:
 
 def features_from_audio(audio: np.ndarray, parts: list[Part], bundle: dict, n_frames: int | None = None
                         ) -> dict[str, np.ndarray]:
-    """The ``aud_<kind>`` arrays of 16 kHz mono audio that the audio parts need, one row per 40 ms frame."""
+    """The ``aud_<kind>`` arrays of 16 kHz mono audio that the audio and prior parts need, one row per 40 ms
+    frame."""
     from talklib.audio import speechsplit as SS
     from talklib.audio.contrastive import AudioEncoder
     from talklib.audio.recognizer import PhonemeRecognizer, posterior_windows
@@ -106,7 +115,7 @@ def features_from_audio(audio: np.ndarray, parts: list[Part], bundle: dict, n_fr
         raise UserError(f"audio is {len(audio) / F.SAMPLE_RATE:.2f} s long: an audio-conditioned field needs at "
                         f"least {MIN_FRAMES / F.FPS:.2f} s (one {WINDOW}-step window)")
     x = F.fit_length(np.asarray(audio, np.float32), n)
-    kinds = {p.cond.feature for p in parts if p.is_audio}
+    kinds = {p.cond.feature for p in parts if p.from_audio}
     f0_range = tuple(bundle.get("f0_range") or F.DEFAULT_F0_RANGE)
     stats = tuple(bundle["f0_stats"]) if bundle.get("f0_stats") else None
     out = {}
@@ -128,4 +137,8 @@ def features_from_audio(audio: np.ndarray, parts: list[Part], bundle: dict, n_fr
             enc = AudioEncoder(**bundle["audio_encoder"]["config"])
             enc.load_state_dict(bundle["audio_encoder"]["state"])
             out["sync"] = enc.eval()(torch.from_numpy(base["mel_win"])).numpy()
+    if kinds & {"expaud", "expstyle"}:
+        from talklib.condition.disentangle import prior_from_audio
+
+        out.update(prior_from_audio(bundle["prior"], x, n))
     return out

@@ -82,12 +82,23 @@ def clip_3dmm(clip, name: str) -> np.ndarray:
     raise UserError(f"{name} is not a 3DMM condition")
 
 
+def clip_prior(clip, part: Part) -> np.ndarray:
+    """A prior part of a clip (``f_exp_aud``, ``f_exp_style``), one row per frame (N, 79), from its
+    ``aud_<kind>.npy`` (``talklib.condition.disentangle.write_prior`` writes them); a file of another shape is
+    a one-line error."""
+    a = np.asarray(clip.audio_features(part.cond.feature), np.float32)
+    if a.ndim != 2 or a.shape[1] != part.cond.dim or len(a) < clip.n_frames:
+        raise UserError(f"aud_{part.cond.feature}.npy of {clip.path} has shape {a.shape}, condition {part.name} expects "
+                        f"({clip.n_frames}, {part.cond.dim}): recompute it with {part.cond.made_by}")
+    return a[:clip.n_frames]
+
+
 def require_features(clip, parts: list[Part]) -> None:
-    """Refuse, in one line naming the command that writes it, an ``aud_<kind>.npy`` the audio parts need
-    and the clip folder lacks (checked before anything is read or written)."""
+    """Refuse, in one line naming the command that writes it, an ``aud_<kind>.npy`` the audio and prior
+    parts need and the clip folder lacks (checked before anything is read or written)."""
     for p in parts:
         f = clip.path / f"aud_{p.cond.feature}.npy"
-        if p.is_audio and not f.is_file():
+        if p.from_audio and not f.is_file():
             raise UserError(f"condition {p.name} needs {f.name}, which {clip.path} does not have: "
                             f"make it with {p.cond.made_by}")
 
@@ -123,7 +134,7 @@ def audio_dims(clip, parts: list[Part]) -> list[Part]:
 def from_clip(clip, cfg: ConditionConfig, n: int | None = None) -> np.ndarray:
     """The per-frame condition vectors (N, raw_dim) of a clip (its first n frames)."""
     parts = cfg.parts
-    values = {p.name: clip_3dmm(clip, p.name) for p in parts if not p.is_audio}
+    values = {p.name: clip_prior(clip, p) if p.is_prior else clip_3dmm(clip, p.name) for p in parts if not p.is_audio}
     audio = audio_window(clip_features(clip, parts), parts) if cfg.audio_channels else None
     raw = pack(cfg, values, audio)
     return raw if n is None else raw[:n]

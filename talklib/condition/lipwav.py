@@ -130,14 +130,20 @@ def lip_loss(expert: SyncNet, crops: Tensor, audio: Tensor) -> Tensor:
 
 def train_lipwav(gen: LipWavGenerator, clips: list[SyncClip], expert: SyncNet | None, steps: int,
                  batch: int = 16, lr: float = 3e-3, lip_weight: float = 0.03, lip_from: float = 0.5, seed: int = 0,
-                 ckpt: str | Path | None = None, ckpt_every: int = 100, progress: bool = True) -> list[dict]:
+                 ckpt: str | Path | None = None, ckpt_every: int = 100, progress: bool = True,
+                 stop_at: int | None = None, branch: str | Path | None = None) -> list[dict]:
     """Train the Lip-wav generator: L1 reconstruction + lip_weight * L_lip (Eq. 2, frozen ``expert``; with
     lip_weight 0 or no expert, reconstruction only). L_lip joins after the first ``lip_from`` of the steps,
     as Wav2Lip switches its sync loss on only once the generator draws mouths: on the flat crops of an
     untrained generator the expert's cosine is near 0 and -log(cos) only adds noise. Crops come from ``clips`` (the expert's ``SyncClip``s:
     rendered clips and speech-only clips rendered on the speaker). Returns the history
     [{"step", "l1", "lip"}]. With ``ckpt`` it resumes from that file after a kill and saves to it every
-    ``ckpt_every`` steps and at the end."""
+    ``ckpt_every`` steps and at the end.
+
+    Before L_lip joins, a run with L_lip takes the very steps of the run without (same seed, same batches):
+    ``stop_at`` ends a run at that step (saved to ``ckpt``), and ``branch``, the ``ckpt`` of such an L1-only
+    run stopped at ``lip_from``, starts this run from it instead of from step 0 (when ``ckpt`` holds nothing
+    yet), so the pair of notebook 06 trains its shared first part once."""
     if expert is not None and (expert.cfg.crop_h, expert.cfg.crop_w) != (gen.cfg.crop_h, gen.cfg.crop_w):
         raise UserError(f"the expert scores {expert.cfg.crop_h}x{expert.cfg.crop_w} crops, the generator draws "
                         f"{gen.cfg.crop_h}x{gen.cfg.crop_w}: build LipWavConfig with the expert's crop size")
@@ -156,8 +162,15 @@ def train_lipwav(gen: LipWavGenerator, clips: list[SyncClip], expert: SyncNet | 
     first_lip = int(round(lip_from * steps))
     start, history = (checkpoint.resume_training(ckpt, "Lip-wav training state", settings, gen, opt, {"rng": rng})
                       if ckpt is not None else (0, []))
+    if start == 0 and branch is not None and Path(branch).is_file():
+        shared = {**settings, "lip_weight": 0.0, "use_lip": False}     # the L1-only run's settings
+        start, history = checkpoint.resume_training(branch, "Lip-wav training state", shared, gen, opt, {"rng": rng})
+        if start > first_lip:
+            raise UserError(f"{branch} is at step {start}, past the {first_lip} steps trained before L_lip joins: "
+                            "branch from an L1-only run stopped at lip_from (train_lipwav(stop_at=...))")
+    end = steps if stop_at is None else min(steps, stop_at)
     gen.train()
-    for step in tqdm(range(start, steps), initial=start, total=steps, desc="Lip-wav generator", disable=not progress):
+    for step in tqdm(range(start, end), initial=start, total=steps, desc="Lip-wav generator", disable=not progress):
         for g in opt.param_groups:   # cosine decay to 1/20
             g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
         tgt, ref, mel, aud = _batch(clips, gen.cfg, margins, frames, batch, rng)
@@ -170,7 +183,7 @@ def train_lipwav(gen: LipWavGenerator, clips: list[SyncClip], expert: SyncNet | 
         loss.backward()
         opt.step()
         history.append({"step": step + 1, "l1": float(l1.detach()), "lip": float(lip.detach())})
-        if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
+        if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 in (steps, end)):
             checkpoint.save_training(ckpt, settings, gen, opt, step + 1, history, {"rng": rng})
     gen.eval()
     return history

@@ -4,7 +4,11 @@ A condition list reads like ``f_exp:12,f_illu`` or ``a_content,a_rhythm,a_pitch`
 the clip's ground truth (the fitted codes of a real video), audio parts from the ``aud_<kind>.npy``
 features of the clip folder (``talklib.audio.features`` writes mel and MFCC; notebook 02 writes the
 learned ones) or, when rendering, from the driving audio (``talklib.condition.extract``).
-The packed order is fixed, whatever order the user wrote: 3DMM parts, then the audio parts (one
+Prior parts (``f_exp_aud``, ``f_exp_style``: NeRF-3DTalker's Eq. (1), ``talklib.condition.disentangle``)
+are per-frame 3DMM-space vectors made from the audio: read from ``aud_expaud.npy`` / ``aud_expstyle.npy``
+(notebook 06 writes them) or, when rendering, computed from the driving audio; they are packed like 3DMM
+parts, one row per frame, with no audio window.
+The packed order is fixed, whatever order the user wrote: 3DMM and prior parts, then the audio parts (one
 audio window of all of them, channel after channel), then ``f_illu`` last (the field applies SH
 lighting linearly, ``talklib.nerf.field``).
 """
@@ -19,7 +23,8 @@ from talklib.errors import UserError
 @dataclass(frozen=True)
 class Condition:
     name: str
-    source: str          # "3dmm" (clip ground truth / fitted codes) or "audio" (aud_<feature>.npy)
+    source: str          # "3dmm" (clip ground truth / fitted codes), "audio" (aud_<feature>.npy, windowed)
+    #                      or "prior" (aud_<feature>.npy, one 3DMM-space row per frame, made from the audio)
     dim: int             # numbers per frame (audio: channels per window step)
     feature: str         # 3dmm: the clip accessor; audio: the aud_<feature>.npy kind
     windowed: bool = False   # audio feature stored as (N, 16, C) windows (else per frame (N, C))
@@ -31,6 +36,7 @@ class Condition:
 
 _NB02 = "notebook 02 (python -m talklib reproduce --only 02 -p data_dir=DATA)"
 _FEATS = "python -m talklib audio-features CLIP/aud.wav --out CLIP (or notebook 02)"
+_NB06 = "notebook 06 (python -m talklib reproduce --only 06 -p data_dir=DATA), which writes them for the training and testA clips"
 
 #: content | rhythm | pitch widths of ``aud_ssplit.npy`` (SpeechSplit's bottlenecks, ``SpeechSplitConfig.code_dims``)
 SSPLIT_DIMS = (16, 2, 64)
@@ -51,6 +57,10 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in [
     Condition("mfcc", "audio", 13, "mfcc_win", windowed=True, made_by=_FEATS, meaning="13 MFCCs"),
     Condition("mel", "audio", 80, "mel_win", windowed=True, made_by=_FEATS, meaning="80-band log mel"),
     Condition("f_a", "audio", 64, "sync", made_by=_NB02, meaning="DFA-NeRF's contrastive audio feature f_a"),
+    Condition("f_exp_aud", "prior", 79, "expaud", sizable=True, made_by=_NB06,
+              meaning="NeRF-3DTalker f_exp-aud: the expression read off Lip-wav images of the audio (Eq. 1-2)"),
+    Condition("f_exp_style", "prior", 79, "expstyle", sizable=True, made_by=_NB06,
+              meaning="NeRF-3DTalker f_exp-style per frame: FuseNet's style contribution, f_gen-exp - f_exp-aud (Eq. 1, 3)"),
 ]}
 
 
@@ -69,6 +79,16 @@ class Part:
     def is_audio(self) -> bool:
         return self.cond.source == "audio"
 
+    @property
+    def is_prior(self) -> bool:
+        """Made from the audio but packed like a 3DMM part (one row per frame): ``f_exp_aud``, ``f_exp_style``."""
+        return self.cond.source == "prior"
+
+    @property
+    def from_audio(self) -> bool:
+        """Computed from the driving audio when rendering (audio and prior parts)."""
+        return self.cond.source in ("audio", "prior")
+
     def __str__(self) -> str:
         return f"{self.name}:{self.dim}" if self.cond.sizable else self.name
 
@@ -78,7 +98,7 @@ def valid_names() -> str:
 
 
 def parse(text: str | list | tuple) -> list[Part]:
-    """``"f_exp:12,f_illu"`` (or a list of such names) -> parts in packed order (3DMM, audio, f_illu).
+    """``"f_exp:12,f_illu"`` (or a list of such names) -> parts in packed order (3DMM and prior, audio, f_illu).
 
     A name that does not exist, a size on a fixed-size condition, or a name given twice is a one-line
     ``UserError`` that lists the valid names.

@@ -6,9 +6,10 @@ the default condition vector (e.g. the speaker's f_illu and mean expression), an
 into conditions. That is one of two things:
 - a field conditioned on 3DMM expression (notebook 03): the audio -> expression network and the slice
   of the condition it drives (``audio_slice``, ``audio2exp``);
-- a field conditioned on audio features (``talklib.condition``, notebook 05, ``python -m talklib train``):
-  the networks that compute those features from a wav (``features``, ``talklib.condition.extract``);
-  the audio window of each frame is packed exactly as in training (``talklib.condition.inputs.pack``).
+- a field conditioned on audio features (``talklib.condition``, notebook 05, ``python -m talklib train``)
+  or on NeRF-3DTalker's disentangled parts f_exp-aud / f_exp-style (notebook 06): the networks that compute
+  those from a wav (``features``, ``talklib.condition.extract``); each frame is packed exactly as in
+  training (``talklib.condition.inputs.pack``).
 ``iter_frames`` yields the frames batch by batch, so a long render can stream them to the video
 encoder (``talklib.data.video.write_video`` takes an iterable) with flat memory.
 """
@@ -62,13 +63,22 @@ def render_extra(scene, audio2exp: Audio2Exp | None, audio_slice: tuple[int, int
     return out
 
 
+def feature_driven(model: TalkingNeRF) -> bool:
+    """Whether the field's audio-driven parts are computed by feature networks (audio windows or the prior
+    parts f_exp_aud / f_exp_style), not by an audio -> expression network."""
+    from talklib.condition.spec import CONDITIONS
+
+    return model.conditioner is not None or any(
+        n in CONDITIONS and CONDITIONS[n].source == "prior" for n in model.cfg.cond_parts)
+
+
 def load_talker(ckpt_dir: str | Path, device: torch.device | str = "cpu") -> tuple[TalkingNeRF, Audio2Exp | None, dict]:
     """The NeRF, its audio -> expression network (None for an audio-conditioned field) and the render
     settings of a checkpoint folder."""
     blob = load_checkpoint(ckpt_dir, map_location="cpu")
     extra = blob.get("extra") or {}
     model = model_from_checkpoint(blob)
-    audio_cond = model.conditioner is not None
+    audio_cond = feature_driven(model)
     need = RENDER_KEYS + (("features",) if audio_cond else ("audio_slice", "audio2exp"))
     missing = [k for k in need if k not in extra]
     if extra.get("format") != FORMAT or missing:
@@ -117,17 +127,20 @@ def conditions_from_audio(a2e: Audio2Exp | None, extra: dict, audio: np.ndarray,
         from talklib.condition.audionet import ConditionConfig
         from talklib.condition.extract import features_from_audio
         from talklib.condition.inputs import audio_window, pack
+        from talklib.condition.spec import Part
 
-        if model is None or model.conditioner is None:
+        if model is None or not feature_driven(model):
             raise ValueError("an audio-conditioned checkpoint needs its model to pack the conditions")
-        ccfg = ConditionConfig(**model.cfg.conditions)
+        ccfg = (ConditionConfig(**model.cfg.conditions) if model.cfg.conditions else
+                ConditionConfig.from_parts([Part(k, d) for k, d in model.cfg.cond_parts.items()]))
         feats = features_from_audio(audio, ccfg.parts, extra["features"])
-        win = audio_window(feats, ccfg.parts)
-        n = win.shape[0]
+        win = audio_window(feats, ccfg.parts) if ccfg.audio_channels else None
+        n = win.shape[0] if win is not None else min(len(feats[p.cond.feature]) for p in ccfg.parts if p.is_prior)
         default = extra["cond_default"].numpy()
+        priors = {p.name: feats[p.cond.feature][:n, :p.dim] for p in ccfg.parts if p.is_prior}
         values, s = {}, 0
         for name, d in ccfg.raw_layout().items():
-            values[name] = np.broadcast_to(default[s:s + d], (n, d))
+            values[name] = priors.get(name, np.broadcast_to(default[s:s + d], (n, d)))
             s += d
         dev = model.center.device
         return torch.from_numpy(pack(ccfg, values, win)).to(dev)
