@@ -12,6 +12,7 @@ LAYERS = [
     {"sync"},
     {"condition"},
     {"nerf"},
+    {"codebook"},
     {"metrics"},
     {"pipeline", "book", "train", "cli", "__main__"},
 ]
