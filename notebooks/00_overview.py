@@ -65,7 +65,8 @@ SECTIONS = {
     "03": "NeRF-3DTalker Eq. (4)–(6), DFA-NeRF Eq. (10): the conditional NeRF",
     "04": "NeRF-3DTalker Eq. (2), S3D-NeRF Eq. (7)–(8): the lip-sync expert, and every metric the papers report",
     "05": "Disentangled audio NeRF Eq. (7), Table 1; DFA-NeRF Table 5: which audio feature drives the field best",
-    "06": "NeRF-3DTalker §II.B, Eq. (1)–(2): Lip-wav images and the 3D prior f_exp-aud (Eq. 3 and Table II to come)",
+    "06": "NeRF-3DTalker §II.B, Eq. (1)–(6): Lip-wav, the 3D prior f_exp-aud, StyleNet / FuseNet, the field on both and Table II",
+    "07": "NeRF-3DTalker §II.D, Eq. (7)-(11): the local-global standardized space (AU encoder, codebooks S and G, decoder) and Table III",
 }
 
 

@@ -134,7 +134,7 @@ PARAMS: list[Param] = [
           "face (AD-NeRF samples its rays in the face box); 0 or 1 = whole frames only"),
     # --- 06 NeRF-3DTalker's prior-aided audio disentanglement (issue 15) --------------------------
     Param("lipwav_steps", int, 240, 5000, "Lip-wav generator training steps (each of the two: with and without L_lip)"),
-    Param("lipwav_batch", int, 12, 32, "Lip-wav generator batch (windows of the expert's 5 frames)"),
+    Param("lipwav_batch", int, 16, 32, "Lip-wav generator batch (windows of the expert's 5 frames)"),
     Param("lipwav_width", int, 16, 32, "Lip-wav generator's first conv width (doubling per stage)"),
     Param("lipwav_lr", float, 3e-3, 1e-3, "Lip-wav generator learning rate (Adam, cosine decay)"),
     Param("lipwav_lip_weight", float, 0.01, 0.01, "weight of L_lip (NeRF-3DTalker Eq. 2) beside the L1 loss"),
@@ -147,6 +147,30 @@ PARAMS: list[Param] = [
     Param("style_width", int, 64, 128, "StyleNet / FuseNet conv width"),
     Param("style_train_styles", int, 400, 2000, "speaking styles the synthetic speech is re-dressed in for training"),
     Param("style_test_styles", int, 4, 8, "unseen speaking styles the disentanglement is measured on"),
+    # --- 07 NeRF-3DTalker's local-global standardized space (issue 16) ----------------------------
+    Param("au_steps", int, 300, 4000, "AU encoder pre-training steps (L_bce + L_dice, NeRF-3DTalker Eq. 7-8), each of the two"),
+    Param("au_batch", int, 32, 32, "AU encoder batch (frames of the training clip)"),
+    Param("au_lr", float, 3e-3, 1e-3, "AU encoder learning rate (Adam, cosine decay)"),
+    Param("au_width", int, 16, 32, "AU encoder's first conv width (w, 2w, 4w, 4w)"),
+    Param("au_dim", int, 16, 32, "size of each AU's feature vector f_AU_i (the codes of S)"),
+    Param("au_augment", bool, True, True, "pre-train the AU encoder on frames re-lit and moved at random (the test clips' "
+          "light differs)"),
+    Param("space_steps", int, 500, 20000, "standardized-space training steps (Eq. 11), each of Table III's three spaces"),
+    Param("space_batch", int, 8, 16, "standardized-space batch (frames)"),
+    Param("space_lr", float, 3e-3, 1e-3, "standardized-space learning rate (Adam, cosine decay)"),
+    Param("space_width", int, 8, 32, "global encoder's first conv width (and the decoder's last)"),
+    Param("space_n_down", int, 2, 4, "stride-2 stages of the global encoder: a (nerf_size / 2^n)^2 grid of f_glo vectors"),
+    Param("space_au_codes", int, 64, 1024, "codes of the AU semantic codebook S (Eq. 9)"),
+    Param("space_glo_codes", int, 256, 8192, "codes of the global codebook G (Eq. 10)"),
+    Param("space_glo_dim", int, 32, 64, "size of each code of G"),
+    Param("space_dead_after", int, 50, 200, "a code of S or G unused for this many steps is moved onto a current encoding"),
+    Param("space_beta1", float, 0.25, 0.25, "beta_1 of Eq. (11): weight of the AU features' commitment term"),
+    Param("space_beta2", float, 0.25, 0.25, "beta_2 of Eq. (11): weight of the global features' commitment term"),
+    Param("space_noise", float, 0.1, 0.1, "std of the Gaussian noise added to frames pushed out of the speaker's space "
+          "(frames in [0, 1])"),
+    Param("space_blur", float, 1.5, 4.0, "std (pixels) of the Gaussian blur of frames pushed out of the speaker's space"),
+    Param("space_exp_scale", float, 2.5, 2.5, "the expression is scaled by this for the exaggerated renders of "
+          "notebook 03's field"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -287,6 +311,13 @@ RULES: dict[str, Rule] = {
     "regress_width": IntRange(4, 1024), "regress_renders": IntRange(2, 1_000_000),
     "style_steps": _STEPS, "style_batch": IntRange(1, 4096), "style_width": IntRange(4, 1024),
     "style_train_styles": IntRange(1, 100_000), "style_test_styles": IntRange(2, 10_000),
+    "au_steps": _STEPS, "au_batch": IntRange(1, 4096), "au_lr": _LR, "au_width": IntRange(1, 1024),
+    "au_dim": IntRange(1, 1024), "au_augment": Flag(),
+    "space_steps": _STEPS, "space_batch": IntRange(1, 4096), "space_lr": _LR, "space_width": IntRange(1, 1024),
+    "space_n_down": IntRange(1, 8), "space_au_codes": IntRange(1, 1_000_000), "space_glo_codes": IntRange(1, 1_000_000),
+    "space_glo_dim": IntRange(1, 4096), "space_dead_after": _STEPS, "space_beta1": Range(0.0, 100.0),
+    "space_beta2": Range(0.0, 100.0), "space_noise": Range(0.0, 1.0), "space_blur": Range(0.0, 100.0),
+    "space_exp_scale": Range(0.0, 10.0),
 }
 
 
@@ -307,6 +338,10 @@ def check_together(values: dict[str, Any]) -> None:
     if has("nerf_size", "nerf_upsample") and values["nerf_size"] % values["nerf_upsample"]:
         raise ConfigError(f"nerf_size ({values['nerf_size']}) must be a multiple of nerf_upsample "
                           f"({values['nerf_upsample']}): the field renders at nerf_size / nerf_upsample")
+    if has("nerf_size", "space_n_down") and values["nerf_size"] % max(16, 2 ** values["space_n_down"]):
+        raise ConfigError(f"nerf_size ({values['nerf_size']}) must be a multiple of 16 and of 2^space_n_down "
+                          f"({2 ** values['space_n_down']}): notebook 07's AU encoder and global encoder halve it "
+                          "4 and space_n_down times")
 
 
 def _check_rule(name: str, value: Any) -> Any:

@@ -12,6 +12,14 @@ and the fourth layer reads AU i's logit from its own vector only (a per-AU linea
 ``AUEncoder.read_au``). So f_AU_i of Eq. (9) is "the feature of AU i", each of the n_au vectors is snapped
 to its nearest entry of S, and the quantised features can be read as AUs by the same read-out (a notebook
 can measure what quantisation costs in AU accuracy).
+
+**Lighting, and what we do about it.** The encoder is pre-trained on one clip, the training video, and
+read on others whose lighting differs (the synthetic speaker's testA is lit far brighter). Two choices the
+paper does not mention keep the light out of the AUs: ``AUEncoder.features`` standardises each image to
+zero mean and unit variance before its first layer (a global gain or offset of the light does not reach
+the features), and ``train_au_encoder(augment=True)`` trains on frames re-lit at random (gain, gamma,
+colour balance, offset) and moved by a pixel or two (``augment_faces``), so the read-out cannot learn the
+training clip's light or framing. Notebook 07 measures both on unseen sentences in other light.
 """
 
 from __future__ import annotations
@@ -53,9 +61,11 @@ class AUEncoderConfig:
 class AUEncoder(nn.Module):
     """Face images (B, 3, H, W) in [0, 1] -> AU logits (B, n_au); ``features`` gives \\hat f_AU (B, n_au, au_dim).
 
-    Four 3x3 stride-2 conv layers (ReLU), then four fully connected layers: fc1, fc2 (ReLU), fc3 (linear:
-    \\hat f_AU, the vector of Eq. (9)) and the per-AU read-out (``read_au``). No normalisation layers, so
-    the encoder behaves the same in train and eval mode (it is frozen inside the standardized space)."""
+    Each image is first standardised on its own (zero mean, unit variance over its pixels and channels:
+    module docstring, lighting); then four 3x3 stride-2 conv layers (ReLU) and four fully connected layers:
+    fc1, fc2 (ReLU), fc3 (linear: \\hat f_AU, the vector of Eq. (9)) and the per-AU read-out (``read_au``).
+    No normalisation layers, so the encoder behaves the same in train and eval mode (it is frozen inside
+    the standardized space)."""
 
     def __init__(self, cfg: AUEncoderConfig | None = None):
         super().__init__()
@@ -76,7 +86,9 @@ class AUEncoder(nn.Module):
 
     def features(self, images: Tensor) -> Tensor:
         """\\hat f_AU of Eq. (9): images (B, 3, H, W) in [0, 1] -> (B, n_au, au_dim)."""
-        x = self.convs(images * 2.0 - 1.0).flatten(1)
+        mean = images.mean((1, 2, 3), keepdim=True)
+        std = images.std((1, 2, 3), keepdim=True).clamp(min=1e-3)   # a flat image stays finite
+        x = self.convs((images - mean) / std).flatten(1)
         x = F.relu(self.fc2(F.relu(self.fc1(x))))
         return self.fc3(x).view(-1, self.cfg.n_au, self.cfg.au_dim)
 
@@ -161,6 +173,30 @@ def check_frames(frames: np.ndarray, size: int, what: str) -> None:
                         f"to {size}x{size}, or build and train one with image_size={f.shape[1]} (square frames)")
 
 
+def augment_faces(images: Tensor, gen: torch.Generator, max_shift: float = 2.0) -> Tensor:
+    """The same faces re-lit and re-framed at random, for the AU encoder's pre-training (module docstring).
+
+    images: (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1]. Per image: a gamma (log-normal, sigma 0.3),
+    a gain (sigma 0.35), a colour balance per channel (sigma 0.1) and an offset (sigma 0.08), then a shift
+    of up to ``max_shift`` pixels each way and a scale (sigma 5 %) about the centre (bilinear, border
+    pixels repeated). The AU labels do not change: lips part whatever the light. Draws come from ``gen``
+    (a CPU ``torch.Generator``), so a resumed training takes the same ones."""
+    b, _, h, w = images.shape
+    gamma = torch.exp(0.3 * torch.randn(b, 1, 1, 1, generator=gen))
+    gain = torch.exp(0.35 * torch.randn(b, 1, 1, 1, generator=gen))
+    colour = torch.exp(0.1 * torch.randn(b, 3, 1, 1, generator=gen))
+    offset = 0.08 * torch.randn(b, 1, 1, 1, generator=gen)
+    scale = torch.exp(0.05 * torch.randn(b, generator=gen))
+    shift = (2 * torch.rand(b, 2, generator=gen) - 1) * max_shift * torch.tensor([2.0 / w, 2.0 / h])
+    dev = images.device
+    x = (images.clamp(1e-4, 1.0) ** gamma.to(dev) * (gain * colour).to(dev) + offset.to(dev)).clamp(0.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(dev), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def _batch(x_all: Tensor, y_all: Tensor, batch: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
     i = torch.from_numpy(rng.integers(0, len(x_all), batch))
     return x_all[i], y_all[i]
@@ -168,11 +204,13 @@ def _batch(x_all: Tensor, y_all: Tensor, batch: int, rng: np.random.Generator) -
 
 def train_au_encoder(encoder: AUEncoder, frames: np.ndarray, au_labels: np.ndarray, steps: int, batch: int = 32,
                      lr: float = 1e-3, weights=None, seed: int = 0, ckpt: str | Path | None = None,
-                     ckpt_every: int = 100, progress: bool = True) -> list[dict]:
+                     ckpt_every: int = 100, progress: bool = True, augment: bool = False) -> list[dict]:
     """Pre-train the AU encoder with L_AU = L_bce + L_dice (Eq. (7)-(8)).
 
     frames: (N, H, W, 3) uint8 faces at the encoder's size; au_labels: (N, n_au) in {0, 1}; weights: the
-    w_i (default ``au_weights(au_rates(au_labels))``). Adam with a cosine decay of lr to 1/20. With ``ckpt``
+    w_i (default ``au_weights(au_rates(au_labels))``; ``torch.ones(n_au)`` for an unweighted loss). Adam
+    with a cosine decay of lr to 1/20. ``augment``: each batch re-lit and re-framed by ``augment_faces``
+    (module docstring: lighting). With ``ckpt``
     it resumes from that file after a kill and saves to it every ``ckpt_every`` steps and at the end.
     Returns the history [{"step", "loss", "bce", "dice", "acc"}] (acc: the batch's AU accuracy at 0.5)."""
     cfg = encoder.cfg
@@ -189,16 +227,19 @@ def train_au_encoder(encoder: AUEncoder, frames: np.ndarray, au_labels: np.ndarr
     w = w.to(dev)
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     settings = {"encoder": asdict(cfg), "steps": steps, "batch": batch, "lr": lr, "seed": seed, "n": len(frames),
-                "weights": [float(v) for v in w.cpu()]}
+                "weights": [float(v) for v in w.cpu()], "augment": bool(augment)}
     start, history = (checkpoint.resume_training(ckpt, "AU-encoder training state", settings, encoder, opt,
-                                                 {"rng": rng}) if ckpt is not None else (0, []))
+                                                 {"rng": rng, "gen": gen}) if ckpt is not None else (0, []))
     encoder.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="AU encoder", disable=not progress):
         for g in opt.param_groups:   # cosine decay to 1/20
             g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
         x, y = _batch(x_all, y_all, batch, rng)
         x, y = x.to(dev), y.to(dev)
+        if augment:
+            x = augment_faces(x, gen)
         logits = encoder(x)
         bce, dice = bce_loss(logits, y, w), dice_loss(logits, y, w)
         loss = bce + dice
@@ -209,7 +250,7 @@ def train_au_encoder(encoder: AUEncoder, frames: np.ndarray, au_labels: np.ndarr
         history.append({"step": step + 1, "loss": float(loss.detach()), "bce": float(bce.detach()),
                         "dice": float(dice.detach()), "acc": float(acc)})
         if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
-            checkpoint.save_training(ckpt, settings, encoder, opt, step + 1, history, {"rng": rng})
+            checkpoint.save_training(ckpt, settings, encoder, opt, step + 1, history, {"rng": rng, "gen": gen})
     encoder.eval()
     return history
 
@@ -222,6 +263,23 @@ def predict_au(encoder: AUEncoder, frames: np.ndarray, batch: int = 256) -> np.n
     dev = next(encoder.parameters()).device
     out = [torch.sigmoid(encoder(to_tensor(frames[s:s + batch]).to(dev))).cpu() for s in range(0, len(frames), batch)]
     return torch.cat(out).numpy()
+
+
+def au_scores(pred, labels) -> dict[str, np.ndarray]:
+    """Per-AU agreement of predicted AUs with the true labels, both (N, n_au) (probabilities or labels; > 0.5 is on).
+
+    Returns (n_au,) float64 arrays: "acc" (frames where the two agree), "f1" (2 TP / (2 TP + FP + FN); NaN for
+    an AU that is off in every frame of both, where F1 says nothing), "pred_rate" and "true_rate" (how often
+    each is on). Used to score the AU encoder of Eq. (7)-(8) on held-out clips (notebook 07)."""
+    p, y = np.asarray(pred) > 0.5, np.asarray(labels) > 0.5
+    if p.shape != y.shape or p.ndim != 2 or len(p) == 0:
+        raise UserError(f"AU predictions {p.shape} and labels {y.shape}: give two (N, n_au) arrays with N >= 1")
+    tp, fp, fn = (p & y).sum(0), (p & ~y).sum(0), (~p & y).sum(0)
+    denom = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+    return {"acc": (p == y).mean(0).astype(np.float64), "f1": f1.astype(np.float64),
+            "pred_rate": p.mean(0).astype(np.float64), "true_rate": y.mean(0).astype(np.float64)}
 
 
 def save_au_encoder(encoder: AUEncoder, path: str | Path) -> Path:

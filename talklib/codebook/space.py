@@ -299,6 +299,17 @@ def codes_of(model: StandardizedSpace, frames: np.ndarray, batch: int = 64) -> d
     return {k: torch.cat(v).numpy() for k, v in parts.items()}
 
 
+def code_usage(model: StandardizedSpace, frames: np.ndarray, batch: int = 64) -> dict[str, dict]:
+    """How much of each codebook a set of frames uses: {"au" (S, Eq. (9)) / "glo" (G, Eq. (10)): {"counts" (K,)
+    int64 (how many vectors chose each code), "used" (codes chosen at least once), "perplexity" (``vq.perplexity``
+    of the counts: the number of codes effectively used)}} for the branches switched on."""
+    out = {}
+    for k, codes in codes_of(model, frames, batch).items():
+        counts = np.bincount(codes.ravel(), minlength=model.quantizers()[k].n_codes)
+        out[k] = {"counts": counts, "used": int((counts > 0).sum()), "perplexity": perplexity(torch.from_numpy(counts))}
+    return out
+
+
 def save_space(model: StandardizedSpace, path: str | Path) -> Path:
     """The trained space of Eq. (9)-(11): kind, config and weights (AU encoder and codebooks included),
     atomically (``talklib.checkpoint``)."""

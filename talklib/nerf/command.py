@@ -6,6 +6,10 @@ One frame per 40 ms of audio (25 fps), the audio muxed in; the camera is the rec
 yaw/pitch around the head. Frames stream to the encoder batch by batch, so memory does not grow with
 the audio's length. Nothing is written unless every frame rendered (the mp4 is written to a
 temporary name and renamed); an existing --out is replaced only with --force.
+
+``run(args, post=...)`` takes an optional frame stage, for a later layer to hook in without this one
+importing it: the command line's ``render`` is registered from ``talklib.codebook.command``, which adds
+``--standardize`` (NeRF-3DTalker's standardized space) and passes its stage here.
 """
 
 from __future__ import annotations
@@ -14,8 +18,14 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from talklib.errors import UserError
+
+#: ``run``'s optional frame stage: called once with the checkpoint's frame size (H, W), after the checkpoint
+#: is loaded and before any frame renders (so it can refuse a size it does not fit with a ``UserError``), it
+#: returns the function applied to every batch of rendered frames, (b, H, W, 3) uint8 -> (b, H, W, 3) uint8.
+FrameStage = Callable[[int, int], Callable]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +57,9 @@ def _check_output(out: Path, force: bool = False) -> None:
         raise UserError(f"output folder {parent} is not writable: choose another --out") from None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, post: FrameStage | None = None) -> int:
+    """Render ``args`` (``add_arguments``' options) to the video; ``post``: a ``FrameStage`` applied to the
+    rendered frames before they are encoded (None: the frames as rendered)."""
     import torch
 
     from talklib.audio.io import load_audio
@@ -76,8 +88,11 @@ def run(args: argparse.Namespace) -> int:
         cond = conditions_from_audio(a2e, extra, audio, model)
     n = cond.shape[0]
     cam = extra["camera"]
+    stage = post(int(cam["H"]), int(cam["W"])) if post is not None else None
     print(f"rendering {n} frames ({n / 25:.2f} s of audio) at {cam['W']}x{cam['H']} on {dev}", flush=True)
     frames = iter_frames(model, extra, cond, args.yaw, args.pitch, batch=args.batch, half=dev.type == "cuda")
+    if stage is not None:
+        frames = (stage(f) for f in frames)
     write_video(out, frames, fps=25, audio=audio[: n * 640], sample_rate=16000)
     print(f"wrote {out}: {n} frames at 25 fps ({n / 25:.2f} s), {cam['W']}x{cam['H']}, "
           f"yaw {args.yaw:g}, pitch {args.pitch:g}")
