@@ -54,7 +54,7 @@ sync_speech_clips = -1
 sync_test_every = 3
 sync_speech_renders = 2
 lipwav_steps = 240
-lipwav_batch = 12
+lipwav_batch = 16
 lipwav_width = 16
 lipwav_lr = 3e-3
 lipwav_lip_weight = 0.01
@@ -694,24 +694,51 @@ write_metrics(run_dir, NB, {
 
 # %% [markdown]
 # ## 6.8 What holds
-# Asserted only what holds over seeds 0–4 with a margin (`benchmarks/small_preset_seeds.md`): the
-# generator trained with Eq. (2) draws mouths the expert finds in sync on every held-out clip, as confident
-# as on the true video (LSE-C ratio 0.79–1.21 over seeds 0–4; the bar is 0.5), and the regressor reads the
-# jaw off true mouth crops (0.64–0.90; bar 0.4). **Recorded, not asserted — a finding:** read off the
-# Lip-wav images, the jaw follows the truth only loosely (0.08–0.70 with $L_{lip}$, 0.31–0.77 without):
-# $L_{lip}$ raises the expert's confidence (on every seed) while the mouths it teaches the generator are
-# not clearly truer to the speech. A generator trained against its own judge can please the judge; the
-# paper's claim that Eq. (2) improves the speech movement of $f_{exp\text{-}aud}$ is not confirmed here.
+# Asserted only what holds over seeds 0–4 with a margin (`benchmarks/small_preset_seeds.md`, measured on an
+# AMD EPYC machine, 2026-12-06, with this notebook's budget):
+# - the generator trained with Eq. (2) draws mouths the expert finds in sync (offset within ±1) on every
+#   held-out clip, on every seed, with LSE-C 0.54–1.08 of the true video's (bar 0.4). With 300 steps (before
+#   the 2-minute budget cut them to 240) seed 2 read 0.93 instead of 0.68; on another machine seeds 0–4 read
+#   0.79–1.21 at 300 steps;
+# - the regressor reads the jaw off true mouth crops (correlation 0.57–0.90; bar 0.4);
+# - StyleNet / FuseNet on unseen styles and sentences: swapping the reference moves the style columns to the
+#   new style's truth in 71–96 % of the swaps (bar 60 %; chance is 50 %) while the jaw stays (0.77–0.99
+#   correlation before / after; bar 0.6); StyleNet's clip-level style follows the true style part at
+#   r = 0.22–0.36 (bar 0.1); 50–63 % of f_exp-style's variance is the style's (bar 40 %), the rest the
+#   reference sentence's: speech leaks into style.
 #
-# **StyleNet / FuseNet (6.4): recorded, not asserted** (measured on seed 0 only so far, `benchmarks/RESULTS.md`):
-# on unseen styles and unseen sentences, swapping the reference moves the style columns to the new style's
-# truth in 92% of the swaps while the jaw stays (0.92 correlation before / after); the clip-level style read by
-# StyleNet follows the true style part at r = 0.35 (a reference's own mean reaches 0.52: the style's slow drift
-# limits any 2-s reference); 58% of $f_{exp\text{-}style}$'s variance is the style's, the rest the reference
-# sentence's (speech leaking into style). A finding against the paper's design: FuseNet's jaw follows the true
-# speech part less well (0.37) than the $f_{exp\text{-}aud}$ it was given (0.50).
+# These ranges cover two builds of the regressor (NCHW and NHWC convolutions: the same arithmetic, rounded
+# differently) on each seed, ten runs in all; the float rounding alone moved seed 0's jaw-kept figure from
+# 0.94 to 0.77 and seed 3's jaw below.
+#
+# **Recorded, not asserted — findings:**
+# - **from a wav alone**, on testA's unseen sentences, the module's f_exp-aud follows the true jaw at 0.74–0.86
+#   on four seeds, and at 0.04 on seed 3 with the NHWC regressor (0.50 with the NCHW one): the chain
+#   Lip-wav → regressor is not robust at the small preset, so this is recorded, not asserted;
+# - read off the Lip-wav images, the jaw follows the truth only loosely (0.28–0.74 with $L_{lip}$, 0.37–0.75
+#   without): $L_{lip}$ raises the expert's confidence (on every seed, by a little) while the mouths it teaches
+#   are not clearly truer to the speech. A generator trained against its own judge can please the judge; the
+#   paper's claim that Eq. (2) improves the speech movement of $f_{exp\text{-}aud}$ is not confirmed here;
+# - FuseNet's jaw against the true speech part is neither reliably better nor worse than the
+#   $f_{exp\text{-}aud}$ it was given (difference −0.29 … +0.32 over seeds);
+# - **Table II does not reproduce as an ordering at the small preset.** Over seeds 0–4 (100 field steps a
+#   row, `benchmarks/RESULTS.md`): every row stays below the ground truth's sync, as in the paper; dis. aud.
+#   and spe. aud. are better synced than ent. aud. on 4 of 5 seeds (median LSE-C 0.14 and 0.06 against 0.04);
+#   spe. aud. beats ent. aud. in SSIM on 2 of 5, in LMD on 3, in AU Acc on none; dis. aud. beats spe. aud. in
+#   SSIM on 4 of 5, in LMD and sync on 2; dis. aud. is at least as good as ent. aud. at novel views on 4 of 5.
+#   Several of these counts change with the float rounding alone. The differences in SSIM and PSNR are
+#   hundredths, within the spread between seeds, so the paper's small gains (SSIM +0.012 / +0.011) cannot be
+#   told apart here. Two things weigh on the ent. aud. row: its audio network starts from nothing
+#   and gets the same 100 steps (notebook 05: sync appears only after several hundred), while f_exp-aud lives in
+#   the 3DMM space notebook 03's field already reads — the paper's "aligned spaces" argument, and at this budget
+#   the whole of the sync gap. And testA's light is unlike the training clip's on seeds 2–4 (PSNR 7–13 dB even
+#   for the true-expression reference), which flattens every row.
 
 # %%
 assert in_sync["with L_lip"] >= 0.75, in_sync
-assert lse["with L_lip"] > 0.5 * lse["truth"], lse
+assert lse["with L_lip"] > 0.4 * lse["truth"], lse
 assert r_true["jaw_open"] > 0.4, r_true["jaw_open"]
+assert swap_acc >= 0.6 and swap_jaw >= 0.6, (swap_acc, swap_jaw)
+assert style_r_sty > 0.1 and style_share > 0.4, (style_r_sty, style_share)
+for r in scores.values():      # every row of Table II scored
+    assert np.isfinite([r["psnr"], r["ssim"], r["lse_c"]]).all() and (r["novel_psnr"] is None or np.isfinite(r["novel_psnr"])), r

@@ -111,12 +111,12 @@ def train_regressor(model: ExpRegressor, crops: np.ndarray, exp: np.ndarray, ste
     settings = {"model": asdict(model.cfg), "steps": steps, "batch": batch, "lr": lr, "seed": seed, "n": len(crops)}
     start, history = (checkpoint.resume_training(ckpt, "expression-regressor training state", settings, model, opt,
                                                  {"rng": rng}) if ckpt is not None else (0, []))
-    model.train()
+    model.to(memory_format=torch.channels_last).train()     # NHWC: faster convolutions on CPU
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="image -> 3DMM regressor", disable=not progress):
         for g in opt.param_groups:
             g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
         i = torch.from_numpy(rng.integers(0, len(crops), batch))
-        pred = model.net(_standardise(x_all[i]))
+        pred = model.net(_standardise(x_all[i]).contiguous(memory_format=torch.channels_last))
         loss = ((pred - (y_all[i] - model.mean) / model.std) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
