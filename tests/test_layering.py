@@ -12,7 +12,7 @@ LAYERS = [
     {"sync"},
     {"condition"},
     {"nerf"},
-    {"codebook"},
+    {"codebook", "motion"},
     {"metrics"},
     {"pipeline", "book", "train", "cli", "__main__"},
 ]

@@ -43,3 +43,16 @@ LEFT_CHEEK = (425, 280, 411)
 
 # the two spurious 3-cliques of FACEMESH_TESSELATION's edge graph (not faces of the mesh)
 SPURIOUS_TRIANGLES = ((49, 64, 129), (279, 294, 358))
+
+# 68 landmarks in the layout of FaceWarehouse / dlib (DFA-NeRF Sec. 3.2 selects 68 mesh points): jaw line 17
+# (subject's right ear to left ear), brows 10, nose 9 (bridge 4, base 5), eyes 12 (6 per eye), lips 20
+# (outer 12, inner 8), taken from the mediapipe mesh the morphable head shares.
+LANDMARKS_68 = (127, 234, 93, 132, 58, 172, 136, 149, 152, 378, 365, 397, 288, 361, 323, 454, 356,
+                70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+                168, 6, 197, 4, 98, 97, 2, 326, 327,
+                33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+                61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91, 78, 81, 13, 311, 308, 402, 14, 178)
+# positions in LANDMARKS_68 of the points the mouth moves (lips, the jaw line below the ears, the nose base:
+# where the 3DMM's mouth components act) and of all the others (eyes, brows, nose bridge, the jaw's ends)
+MOUTH_REGION_68 = tuple(list(range(2, 15)) + list(range(31, 36)) + list(range(48, 68)))
+EYE_REGION_68 = tuple(i for i in range(68) if i not in MOUTH_REGION_68)

@@ -18,12 +18,17 @@ LEFT_EYE = (362, 385, 387, 263, 373, 380)
 
 
 def eye_aspect_ratio(landmarks) -> np.ndarray:
-    """(T, 478, 2|3) landmarks -> (T,) mean EAR of both eyes (NaN where landmarks are NaN)."""
+    """(T, 478, 2|3) landmarks -> (T,) mean EAR of both eyes (NaN where landmarks are NaN).
+
+    Also takes the 68 3DMM landmarks (T, 68, 2|3) of ``face3d.topology.LANDMARKS_68``, whose eye points 36..47
+    are the same twelve mesh points in the same order (DFA-NeRF's landmark attributes, notebook 08)."""
     p = np.asarray(landmarks, np.float64)[..., :2]
-    if p.ndim != 3 or p.shape[1] < 468:
-        raise UserError(f"landmarks have shape {p.shape}: give (T, 478, 2) mediapipe landmarks")
+    if p.ndim != 3 or (p.shape[1] < 468 and p.shape[1] != 68):
+        raise UserError(f"landmarks have shape {p.shape}: give (T, 478, 2) mediapipe landmarks or (T, 68, 2|3) "
+                        "3DMM landmarks (talklib.face3d.topology.LANDMARKS_68)")
+    eyes = (RIGHT_EYE, LEFT_EYE) if p.shape[1] != 68 else (tuple(range(36, 42)), tuple(range(42, 48)))
     ears = []
-    for eye in (RIGHT_EYE, LEFT_EYE):
+    for eye in eyes:
         q = p[:, list(eye)]
         num = np.linalg.norm(q[:, 1] - q[:, 5], axis=-1) + np.linalg.norm(q[:, 2] - q[:, 4], axis=-1)
         den = 2.0 * np.linalg.norm(q[:, 0] - q[:, 3], axis=-1)
