@@ -171,6 +171,31 @@ PARAMS: list[Param] = [
     Param("space_blur", float, 1.5, 4.0, "std (pixels) of the Gaussian blur of frames pushed out of the speaker's space"),
     Param("space_exp_scale", float, 2.5, 2.5, "the expression is scaled by this for the exaggerated renders of "
           "notebook 03's field"),
+    # --- 08: DFA-NeRF's face attributes, sync on f_m, Transformer GP-VAE ---------------------------------
+    Param("motion_dir", str, "data/motion/small", "data/motion/full",
+          "the motion-only corpus folder (pose, blinks, landmarks, speech of many identities; made if missing)"),
+    Param("motion_identities", int, 24, 300, "identities of the motion-only corpus (DFA-NeRF pre-trains on LRS2 + HDTF)"),
+    Param("motion_seconds", float, 40.0, 120.0, "seconds of speech and motion per identity of the motion corpus"),
+    Param("motion_pool_sentences", int, 12, 40, "sentences of the TTS pool the motion corpus's speech is joined from"),
+    Param("motion_voices", int, 3, 6, "TTS voices of the motion corpus (one per identity, in turn)"),
+    Param("motion_persons", int, 3, 4, "identities the cross-modal encoder is fine-tuned on, one each (personalisation)"),
+    Param("attr_steps", int, 500, 8000, "face-attribute autoencoder steps (Eq. 2, random swaps)"),
+    Param("attr_batch", int, 256, 512, "face-attribute autoencoder batch (pairs of frames)"),
+    Param("attr_width", int, 128, 256, "hidden width of the face-attribute autoencoder's MLPs"),
+    Param("attr_mouth_dim", int, 16, 16, "size of the mouth embedding f_m"),
+    Param("attr_eye_dim", int, 4, 4, "size of the eye embedding f_e"),
+    Param("msync_steps", int, 400, 4000, "audio-lip sync steps against f_m (Eq. 3)"),
+    Param("msync_dim", int, 32, 64, "size of the sync embeddings f_a, f_m (Eq. 3)"),
+    Param("vae_steps", int, 300, 8000, "pre-training steps of each VAE of Table 4 (Eq. 4-8) on the motion corpus"),
+    Param("vae_batch", int, 16, 64, "VAE batch (windows)"),
+    Param("vae_window", int, 48, 128, "frames per training window of the VAEs and the cross-modal encoder"),
+    Param("vae_width", int, 64, 128, "width of the VAEs' and cross-modal encoder's layers"),
+    Param("vae_z", int, 8, 16, "latent size per frame of the VAEs"),
+    Param("vae_length", float, 8.0, 8.0, "base length scale (frames) of the GP prior's Cauchy kernel (Eq. 7)"),
+    Param("vae_beta", float, 0.2, 0.2, "weight of the KL term (Eq. 8)"),
+    Param("vae_lr", float, 2e-3, 1e-3, "learning rate of the VAEs and the cross-modal encoder (Adam, cosine decay)"),
+    Param("cme_steps", int, 100, 4000, "fine-tuning steps of the cross-modal encoder (Eq. 9) per identity"),
+    Param("cme_bop", int, 8, 16, "frames of the Beginning Of Pose (BOP) the cross-modal encoder starts from"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -318,6 +343,13 @@ RULES: dict[str, Rule] = {
     "space_glo_dim": IntRange(1, 4096), "space_dead_after": _STEPS, "space_beta1": Range(0.0, 100.0),
     "space_beta2": Range(0.0, 100.0), "space_noise": Range(0.0, 1.0), "space_blur": Range(0.0, 100.0),
     "space_exp_scale": Range(0.0, 10.0),
+    "motion_dir": Path_(), "motion_identities": IntRange(2, 100_000), "motion_seconds": Range(4.0, 3600.0),
+    "motion_pool_sentences": IntRange(1, 40), "motion_voices": IntRange(1, 6), "motion_persons": IntRange(1, 64),
+    "attr_steps": _STEPS, "attr_batch": IntRange(2, 65536), "attr_width": _WIDTH, "attr_mouth_dim": IntRange(1, 256),
+    "attr_eye_dim": IntRange(1, 256), "msync_steps": _STEPS, "msync_dim": _WIDTH,
+    "vae_steps": _STEPS, "vae_batch": IntRange(1, 4096), "vae_window": IntRange(8, 4096), "vae_width": _WIDTH,
+    "vae_z": IntRange(1, 256), "vae_length": Range(0.5, 1000.0), "vae_beta": Range(0.0, 100.0), "vae_lr": _LR,
+    "cme_steps": _STEPS, "cme_bop": IntRange(1, 1024),
 }
 
 
@@ -342,6 +374,12 @@ def check_together(values: dict[str, Any]) -> None:
         raise ConfigError(f"nerf_size ({values['nerf_size']}) must be a multiple of 16 and of 2^space_n_down "
                           f"({2 ** values['space_n_down']}): notebook 07's AU encoder and global encoder halve it "
                           "4 and space_n_down times")
+    if has("cme_bop", "vae_window") and values["cme_bop"] >= values["vae_window"]:
+        raise ConfigError(f"cme_bop ({values['cme_bop']}) must be shorter than vae_window ({values['vae_window']}): "
+                          "the cross-modal encoder generates the rest of each window after the BOP")
+    if has("motion_persons", "motion_identities") and values["motion_persons"] > values["motion_identities"]:
+        raise ConfigError(f"motion_persons ({values['motion_persons']}) must not exceed motion_identities "
+                          f"({values['motion_identities']}): each is an identity of the motion corpus")
 
 
 def _check_rule(name: str, value: Any) -> Any:

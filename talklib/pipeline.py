@@ -152,6 +152,8 @@ def plan(preset: str, out: Path, overrides: dict[str, Any], notebooks: list[Note
     if "data_dir" not in overrides and values["seed"] != config.preset(preset)["seed"]:
         # another seed is another synthetic speaker: give it its own folder, so the preset's stays as built
         values["data_dir"] = f"{values['data_dir']}-seed{values['seed']}"
+    if "motion_dir" not in overrides and values["seed"] != config.preset(preset)["seed"]:
+        values["motion_dir"] = f"{values['motion_dir']}-seed{values['seed']}"   # the motion corpus likewise
     values["preset"] = preset
     values["run_dir"] = str(out)
     values["resume"] = bool(resume)

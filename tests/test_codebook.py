@@ -188,7 +188,7 @@ def test_space_learns_a_toy_set(tmp_path):
     assert codes["au"].shape == (12, 3) and codes["glo"].shape == (12, 8, 8)
     SP.save_space(m, tmp_path / "space.pt")
     again = SP.load_space(tmp_path / "space.pt")
-    assert np.array_equal(SP.standardize(again, frames), out)
+    assert np.array_equal(SP.standardize(again, frames, batch=5), out)   # same batch: same float rounding
 
 
 def _killed(module, after: int, fn):
