@@ -21,9 +21,9 @@ COMMANDS = {
     "audio-features": ("talklib.audio.command", "frame-aligned audio features (mel, MFCC, F0, windows) of any audio file"),
     "synth": ("talklib.speaker.command", "render the ground-truth synthetic speaker to a dataset folder"),
     "train": ("talklib.train", "train a NeRF on a dataset folder, conditioned on audio features or 3DMM codes (resumable)"),
-    # talklib.nerf.command renders; talklib.codebook.command wraps it with --standardize (a later layer)
-    "render": ("talklib.codebook.command", "render a talking-head video from a trained NeRF and a driving audio, "
-               "optionally through a standardized space"),
+    # talklib.nerf.command renders; talklib.render adds codebook's --standardize and motion's --motion (later layers)
+    "render": ("talklib.render", "render a talking-head video from a trained NeRF and a driving audio, optionally "
+               "with generated head pose and blinks and through a standardized space"),
     "eval": ("talklib.metrics.command", "compute the evaluation suite for a predicted and a reference video"),
 }
 

@@ -135,7 +135,8 @@ def render_settings(scene, clip, corpus, params: dict, dev, networks: dict) -> d
             start += d
         a2e = audio2exp_for(clip, corpus, k, params["nerf_a2e_steps"], params["seed"], dev)
         return render_extra(scene, a2e, (start, start + k), default)
-    raise UserError("these conditions hold nothing audio can drive (no audio part, no f_exp_aud, no f_exp): "
+    eyes = " (f_e is not made from audio: pair it with f_a, as DFA-NeRF does)" if "f_e" in scene.cond_parts else ""
+    raise UserError(f"these conditions hold nothing audio can drive (no audio part, no f_exp_aud, no f_exp){eyes}: "
                     "add an audio condition such as a_content or deepspeech, f_exp_aud, or f_exp")
 
 

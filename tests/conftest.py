@@ -36,7 +36,8 @@ def wav(tmp_path_factory):
 @pytest.fixture(scope="session")
 def featured_corpus(tmp_path_factory):
     """A tiny synthetic corpus (1 s clips, 64 px) whose rendered clips carry every audio feature and the
-    feature networks beside them, as notebook 02 leaves them, made with untrained networks (fast)."""
+    feature networks beside them, as notebook 02 leaves them, made with untrained networks (fast), and an
+    eye-blink embedding f_e of 6 numbers per frame (``aud_eyes.npy``, as notebook 08 leaves it)."""
     from talklib.audio import features as F
     from talklib.audio.contrastive import AudioEncoder
     from talklib.audio.recognizer import PhonemeRecognizer
@@ -56,6 +57,7 @@ def featured_corpus(tmp_path_factory):
     for c in corpus.clips():
         feats = F.compute_features(c.audio(), c.n_frames)
         feats.update(features_from_audio(c.audio(), parts, bundle, n_frames=c.n_frames))
+        feats["eyes"] = np.random.default_rng(0).normal(size=(c.n_frames, 6)).astype(np.float32)
         F.write_features(c.path, feats)
         save_bundle(c.path / BUNDLE_NAME, bundle)
     return corpus

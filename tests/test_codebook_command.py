@@ -1,5 +1,6 @@
 """``python -m talklib render --standardize SPACE``: the rendered frames pass through a saved standardized space
-(NeRF-3DTalker Section II.D), from the layer above ``talklib.nerf`` (``talklib.codebook.command``)."""
+(NeRF-3DTalker Section II.D), from the layer above ``talklib.nerf`` (``talklib.codebook.command``, composed into the
+command by ``talklib.render``)."""
 
 import numpy as np
 import pytest
@@ -69,13 +70,15 @@ def test_a_missing_or_foreign_space_is_one_line(ckpt, wav, tmp_path, capsys, cas
     assert not out.exists()
 
 
-def test_render_is_registered_from_the_codebook_layer():
-    """talklib.nerf may not import talklib.codebook (tests/test_layering.py): the command comes from above."""
+def test_render_is_registered_from_the_top_layer():
+    """talklib.nerf may not import talklib.codebook or talklib.motion (tests/test_layering.py): the command that
+    composes their options comes from the top layer."""
     from talklib.cli import COMMANDS, build_parser
 
-    assert COMMANDS["render"][0] == "talklib.codebook.command"
+    assert COMMANDS["render"][0] == "talklib.render"
     args = build_parser().parse_args(["render", "--checkpoint", "c", "--audio", "a.wav", "--out", "o.mp4"])
-    assert args.standardize is None and args.yaw == 0.0 and args.batch == 8   # nerf.command's options, kept
+    assert args.standardize is None and args.motion is None and args.motion_seed is None
+    assert args.yaw == 0.0 and args.batch == 8   # nerf.command's options, kept
 
 
 # ---- the library pieces notebook 07 added to talklib.codebook --------------------------------------------------

@@ -14,7 +14,7 @@ LAYERS = [
     {"nerf"},
     {"codebook", "motion"},
     {"metrics"},
-    {"pipeline", "book", "train", "cli", "__main__"},
+    {"pipeline", "book", "train", "render", "cli", "__main__"},
 ]
 
 

@@ -9,6 +9,6 @@ Modules: ``au`` (the AU encoder, its AU weights w_i and the weighted BCE / Dice 
 ``vq`` (the vector quantiser used for S and G: nearest-code query, straight-through gradients, the
 codebook / commitment terms of Eq. (11), usage and perplexity, data initialisation and dead-code
 restarts), ``space`` (``StandardizedSpace``: both branches, the decoder, Eq. (11), the resumable
-trainers, ``standardize`` for inference, save / load), ``command`` (``python -m talklib render``: the NeRF
-render command of ``talklib.nerf.command`` with ``--standardize``, a layer above it).
+trainers, ``standardize`` for inference, save / load), ``command`` (``render --standardize``: the option and its
+frame stage for ``talklib.nerf.command``'s renderer, a layer above it; ``talklib.render`` composes the command).
 """

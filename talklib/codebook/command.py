@@ -1,22 +1,18 @@
-"""``python -m talklib render``, with NeRF-3DTalker's standardized space as an option (Section II.D).
+"""``render --standardize SPACE``: NeRF-3DTalker's standardized space as a render option (Section II.D).
 
-    python -m talklib render --checkpoint DIR --audio WAV --out talk.mp4 [--standardize SPACE] [...]
+    python -m talklib render --checkpoint DIR --audio WAV --out talk.mp4 --standardize SPACE [...]
 
-Everything ``talklib.nerf.command`` does (its options, checks and messages are this command's), plus
-``--standardize SPACE``: every rendered frame passes through a standardized space saved by
-``talklib.codebook.space.save_space`` (notebook 07 writes ``RUN/models/standardized_space.pt``) before it
-is encoded, the paper's \\hat F_t+ of the render in place of the render itself. The space is trained on
-frames of one size: a checkpoint that renders another size is refused, in one line naming both, before
-any frame is rendered.
+Every rendered frame passes through a standardized space saved by ``talklib.codebook.space.save_space``
+(notebook 07 writes ``RUN/models/standardized_space.pt``) before it is encoded, the paper's \\hat F_t+ of the
+render in place of the render itself. The space is trained on frames of one size: a checkpoint that renders
+another size is refused, in one line naming both, before any frame is rendered.
 
-**Why the command lives here.** Imports flow down the layers (``tests/test_layering.py``): ``nerf``
-renders, ``codebook`` (a later layer) standardizes, and ``nerf`` may not import ``codebook``. So the
-rendering stays in ``talklib.nerf.command``, whose ``run`` takes an optional frame stage
-(``FrameStage``: told the frame size once, then applied to each rendered batch), and this module, one layer
-up, wraps it: the same arguments plus ``--standardize``, and a stage built from the space. ``talklib.cli``
-registers this module as ``render``, as each command lives in the module that owns its concept. When a
-later layer (``motion``, say) adds its own render option, the wrapper moves up to the top layer and
-composes both stages; ``talklib.nerf.command`` does not change.
+**Where the command lives.** Imports flow down the layers (``tests/test_layering.py``): ``nerf`` renders,
+``codebook`` (a later layer) standardizes, and ``nerf`` may not import ``codebook``. So the rendering stays in
+``talklib.nerf.command``, whose ``run`` takes an optional frame stage (``FrameStage``: told the frame size once,
+then applied to each rendered batch); this module holds the option and builds the stage from the space
+(``add_arguments``, ``stage_for``). ``motion`` (the same layer) adds ``--motion`` the same way
+(``talklib.motion.command``), and ``talklib.render``, the top layer, composes both into the ``render`` command.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from talklib.nerf import command as nerf_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    nerf_command.add_arguments(parser)
+    """The ``--standardize`` option (the render command's own options are ``talklib.nerf.command``'s)."""
     parser.add_argument("--standardize", metavar="SPACE", default=None,
                         help="pass every rendered frame through this standardized space (NeRF-3DTalker Eq. 9-11; "
                              "a file saved by talklib.codebook.space.save_space, e.g. RUN/models/standardized_space.pt)")
@@ -55,9 +51,11 @@ def standardize_stage(space, space_path: str | Path, ckpt: str | Path, batch: in
     return stage
 
 
-def run(args: argparse.Namespace) -> int:
+def stage_for(args: argparse.Namespace) -> tuple[nerf_command.FrameStage, str] | None:
+    """The frame stage of ``--standardize`` (the space loaded on ``--device``) and the line that says what it did
+    once the video is written; None without ``--standardize``. A missing or foreign space is a one-line error."""
     if args.standardize is None:
-        return nerf_command.run(args)
+        return None
     from talklib.codebook.space import load_space
     from talklib.runtime import pick_device
 
@@ -66,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     space = load_space(args.standardize).to(dev)
-    code = nerf_command.run(args, post=standardize_stage(space, args.standardize, args.checkpoint, max(1, int(args.batch))))
-    print(f"every frame passed through the standardized space {args.standardize} "
-          f"(AU branch {'on' if space.cfg.use_au else 'off'}, global branch {'on' if space.cfg.use_global else 'off'})")
-    return code
+    said = (f"every frame passed through the standardized space {args.standardize} "
+            f"(AU branch {'on' if space.cfg.use_au else 'off'}, global branch {'on' if space.cfg.use_global else 'off'})")
+    return standardize_stage(space, args.standardize, args.checkpoint, max(1, int(args.batch))), said

@@ -8,6 +8,8 @@ features into every clip folder and, next to them, the networks themselves as ``
 (``features_from_audio``). Mel and MFCC need no network (``talklib.audio.features``). Notebook 06 adds
 NeRF-3DTalker's disentanglement module to the same file (key ``"prior"``,
 ``talklib.condition.disentangle``): it makes the prior parts ``f_exp_aud`` / ``f_exp_style`` from a wav.
+DFA-NeRF's eye-blink embedding ``f_e`` is not made here: a wav alone does not determine it (a motion generator
+samples it, ``talklib.motion``).
 """
 
 from __future__ import annotations

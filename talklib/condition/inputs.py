@@ -83,22 +83,24 @@ def clip_3dmm(clip, name: str) -> np.ndarray:
 
 
 def clip_prior(clip, part: Part) -> np.ndarray:
-    """A prior part of a clip (``f_exp_aud``, ``f_exp_style``), one row per frame (N, 79), from its
-    ``aud_<kind>.npy`` (``talklib.condition.disentangle.write_prior`` writes them); a file of another shape is
-    a one-line error."""
+    """A prior or motion part of a clip (``f_exp_aud``, ``f_exp_style``: (N, 79); ``f_e``: (N, k)), one row per
+    frame, from its ``aud_<kind>.npy`` (``talklib.condition.disentangle.write_prior`` writes the prior ones,
+    notebook 08 ``aud_eyes.npy``); a file of another shape is a one-line error."""
     a = np.asarray(clip.audio_features(part.cond.feature), np.float32)
-    if a.ndim != 2 or a.shape[1] != part.cond.dim or len(a) < clip.n_frames:
-        raise UserError(f"aud_{part.cond.feature}.npy of {clip.path} has shape {a.shape}, condition {part.name} expects "
-                        f"({clip.n_frames}, {part.cond.dim}): recompute it with {part.cond.made_by}")
-    return a[:clip.n_frames]
+    n, width, motion = clip.n_frames, (part.dim if part.is_motion else part.cond.dim), part.is_motion
+    if a.ndim != 2 or len(a) < n or (a.shape[1] < width if motion else a.shape[1] != width):
+        fewer = f"write {part.name}:{a.shape[1]} or fewer, or " if motion and a.ndim == 2 and 0 < a.shape[1] < width else ""
+        raise UserError(f"aud_{part.cond.feature}.npy of {clip.path} has shape {a.shape}, condition {part} expects "
+                        f"({n}, {'>= ' if motion else ''}{width}): {fewer}recompute it with {part.cond.made_by}")
+    return a[:n]
 
 
 def require_features(clip, parts: list[Part]) -> None:
-    """Refuse, in one line naming the command that writes it, an ``aud_<kind>.npy`` the audio and prior
-    parts need and the clip folder lacks (checked before anything is read or written)."""
+    """Refuse, in one line naming the command that writes it, an ``aud_<kind>.npy`` the audio, prior and
+    motion parts need and the clip folder lacks (checked before anything is read or written)."""
     for p in parts:
         f = clip.path / f"aud_{p.cond.feature}.npy"
-        if p.from_audio and not f.is_file():
+        if p.from_file and not f.is_file():
             raise UserError(f"condition {p.name} needs {f.name}, which {clip.path} does not have: "
                             f"make it with {p.cond.made_by}")
 
@@ -120,12 +122,16 @@ def config_for(clip, conditions, **sizes) -> ConditionConfig:
 
 
 def audio_dims(clip, parts: list[Part]) -> list[Part]:
-    """Parts with the audio channel counts the clip's features really have (e.g. f_a's width)."""
+    """Parts with the channel counts the clip's features really have: an audio code's width (e.g. f_a's), and
+    a motion part given without a size (``f_e``) takes its file's width (at most the condition's maximum)."""
     out = []
     for p in parts:
         if p.is_audio and not p.cond.windowed and not p.cond.cols:
             a = clip.audio_features(p.cond.feature)
             out.append(Part(p.name, int(np.prod(a.shape[1:]))))
+        elif p.is_motion and p.dim == p.cond.dim:
+            a = clip.audio_features(p.cond.feature)
+            out.append(Part(p.name, min(p.dim, int(a.shape[-1])) if a.ndim == 2 else p.dim))
         else:
             out.append(p)
     return out
@@ -134,7 +140,7 @@ def audio_dims(clip, parts: list[Part]) -> list[Part]:
 def from_clip(clip, cfg: ConditionConfig, n: int | None = None) -> np.ndarray:
     """The per-frame condition vectors (N, raw_dim) of a clip (its first n frames)."""
     parts = cfg.parts
-    values = {p.name: clip_prior(clip, p) if p.is_prior else clip_3dmm(clip, p.name) for p in parts if not p.is_audio}
+    values = {p.name: clip_prior(clip, p) if p.from_file else clip_3dmm(clip, p.name) for p in parts if not p.is_audio}
     audio = audio_window(clip_features(clip, parts), parts) if cfg.audio_channels else None
     raw = pack(cfg, values, audio)
     return raw if n is None else raw[:n]

@@ -8,8 +8,13 @@ Prior parts (``f_exp_aud``, ``f_exp_style``: NeRF-3DTalker's Eq. (1), ``talklib.
 are per-frame 3DMM-space vectors made from the audio: read from ``aud_expaud.npy`` / ``aud_expstyle.npy``
 (notebook 06 writes them) or, when rendering, computed from the driving audio; they are packed like 3DMM
 parts, one row per frame, with no audio window.
-The packed order is fixed, whatever order the user wrote: 3DMM and prior parts, then the audio parts (one
-audio window of all of them, channel after channel), then ``f_illu`` last (the field applies SH
+Motion parts (``f_e``: DFA-NeRF's eye-blink embedding, f_c = [f_a, f_e] of Section 3.5) are packed and read
+the same way (``aud_eyes.npy``, (N, k): notebook 08 writes it), but a wav alone does not give them: when
+rendering they come from a motion generator (``render --motion CKPT``, ``talklib.motion.command``) or,
+without one, keep the checkpoint's default (the training mean: eyes open, no blink). ``f_e`` without a size
+takes every number the clip's file has (at most 64); ``f_e:k`` the first k.
+The packed order is fixed, whatever order the user wrote: 3DMM, prior and motion parts, then the audio
+parts (one audio window of all of them, channel after channel), then ``f_illu`` last (the field applies SH
 lighting linearly, ``talklib.nerf.field``).
 """
 
@@ -23,8 +28,9 @@ from talklib.errors import UserError
 @dataclass(frozen=True)
 class Condition:
     name: str
-    source: str          # "3dmm" (clip ground truth / fitted codes), "audio" (aud_<feature>.npy, windowed)
-    #                      or "prior" (aud_<feature>.npy, one 3DMM-space row per frame, made from the audio)
+    source: str          # "3dmm" (clip ground truth / fitted codes), "audio" (aud_<feature>.npy, windowed),
+    #                      "prior" (aud_<feature>.npy, one 3DMM-space row per frame, made from the audio) or
+    #                      "motion" (aud_<feature>.npy, one row per frame; rendering: a motion generator's)
     dim: int             # numbers per frame (audio: channels per window step)
     feature: str         # 3dmm: the clip accessor; audio: the aud_<feature>.npy kind
     windowed: bool = False   # audio feature stored as (N, 16, C) windows (else per frame (N, C))
@@ -36,6 +42,7 @@ class Condition:
 
 _NB02 = "notebook 02 (python -m talklib reproduce --only 02 -p data_dir=DATA)"
 _FEATS = "python -m talklib audio-features CLIP/aud.wav --out CLIP (or notebook 02)"
+_NB08 = "notebook 08 (python -m talklib reproduce --only 08 -p data_dir=DATA), which writes it for the training clip"
 _NB06 = "notebook 06 (python -m talklib reproduce --only 06 -p data_dir=DATA), which writes them for the training and testA clips"
 
 #: content | rhythm | pitch widths of ``aud_ssplit.npy`` (SpeechSplit's bottlenecks, ``SpeechSplitConfig.code_dims``)
@@ -61,6 +68,9 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in [
               meaning="NeRF-3DTalker f_exp-aud: the expression read off Lip-wav images of the audio (Eq. 1-2)"),
     Condition("f_exp_style", "prior", 79, "expstyle", sizable=True, made_by=_NB06,
               meaning="NeRF-3DTalker f_exp-style per frame: FuseNet's style contribution, f_gen-exp - f_exp-aud (Eq. 1, 3)"),
+    Condition("f_e", "motion", 64, "eyes", sizable=True, made_by=_NB08,
+              meaning="DFA-NeRF's eye-blink embedding f_e of the face-attribute autoencoder (Sections 3.2, 3.5); "
+                      "rendering: a motion generator's (render --motion), else the training mean"),
 ]}
 
 
@@ -85,6 +95,17 @@ class Part:
         return self.cond.source == "prior"
 
     @property
+    def is_motion(self) -> bool:
+        """Packed per frame and read from the clip folder like a prior part, but not computed from a wav:
+        a motion generator gives it when rendering (``f_e``)."""
+        return self.cond.source == "motion"
+
+    @property
+    def from_file(self) -> bool:
+        """Read from the clip folder's ``aud_<feature>.npy`` when training (audio, prior and motion parts)."""
+        return self.cond.source != "3dmm"
+
+    @property
     def from_audio(self) -> bool:
         """Computed from the driving audio when rendering (audio and prior parts)."""
         return self.cond.source in ("audio", "prior")
@@ -98,7 +119,8 @@ def valid_names() -> str:
 
 
 def parse(text: str | list | tuple) -> list[Part]:
-    """``"f_exp:12,f_illu"`` (or a list of such names) -> parts in packed order (3DMM and prior, audio, f_illu).
+    """``"f_exp:12,f_illu"`` (or a list of such names) -> parts in packed order (3DMM, prior and motion, audio,
+    f_illu).
 
     A name that does not exist, a size on a fixed-size condition, or a name given twice is a one-line
     ``UserError`` that lists the valid names.

@@ -7,9 +7,11 @@ yaw/pitch around the head. Frames stream to the encoder batch by batch, so memor
 the audio's length. Nothing is written unless every frame rendered (the mp4 is written to a
 temporary name and renamed); an existing --out is replaced only with --force.
 
-``run(args, post=...)`` takes an optional frame stage, for a later layer to hook in without this one
-importing it: the command line's ``render`` is registered from ``talklib.codebook.command``, which adds
-``--standardize`` (NeRF-3DTalker's standardized space) and passes its stage here.
+``run(args, post=..., drive=...)`` takes two optional hooks, for later layers to hook in without this one
+importing them: a frame stage (``FrameStage``; ``talklib.codebook.command``'s ``--standardize``, NeRF-3DTalker's
+standardized space) and a drive hook (``DriveHook``; ``talklib.motion.command``'s ``--motion``, DFA-NeRF's
+generated head pose and eye blinks). The command line's ``render`` is registered from ``talklib.render``, the
+top layer, which composes both.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from talklib.errors import UserError
 #: is loaded and before any frame renders (so it can refuse a size it does not fit with a ``UserError``), it
 #: returns the function applied to every batch of rendered frames, (b, H, W, 3) uint8 -> (b, H, W, 3) uint8.
 FrameStage = Callable[[int, int], Callable]
+
+#: ``run``'s optional drive hook: called once, after the checkpoint is loaded and the conditions are made from the
+#: audio, as ``drive(audio, n_frames)`` (16 kHz mono float32, the number of frames to render); it returns
+#: ``{"pose": (n, 6) head pose or None, "parts": {condition name: (n, dim) array}}``. The parts replace those
+#: columns of the conditions for every frame (``talklib.nerf.talk.replace_parts``: a part the field does not have
+#: is ignored, one of another width refused); the pose moves the head (``talklib.nerf.talk.pose_cameras``).
+DriveHook = Callable[[object, int], dict]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,14 +66,15 @@ def _check_output(out: Path, force: bool = False) -> None:
         raise UserError(f"output folder {parent} is not writable: choose another --out") from None
 
 
-def run(args: argparse.Namespace, post: FrameStage | None = None) -> int:
+def run(args: argparse.Namespace, post: FrameStage | None = None, drive: DriveHook | None = None) -> int:
     """Render ``args`` (``add_arguments``' options) to the video; ``post``: a ``FrameStage`` applied to the
-    rendered frames before they are encoded (None: the frames as rendered)."""
+    rendered frames before they are encoded (None: the frames as rendered); ``drive``: a ``DriveHook`` that
+    gives a head pose and condition parts per frame (None: the recorded head pose, the parts audio gives)."""
     import torch
 
     from talklib.audio.io import load_audio
     from talklib.data.video import write_video
-    from talklib.nerf.talk import check_batch, check_view, conditions_from_audio, iter_frames, load_talker
+    from talklib.nerf.talk import check_batch, check_view, conditions_from_audio, iter_frames, load_talker, replace_parts
     from talklib.runtime import pick_device
 
     out = Path(args.out)
@@ -87,10 +97,19 @@ def run(args: argparse.Namespace, post: FrameStage | None = None) -> int:
     with torch.no_grad():
         cond = conditions_from_audio(a2e, extra, audio, model)
     n = cond.shape[0]
+    pose = None
+    if drive is not None:
+        motion = drive(audio, n)
+        cond, ignored = replace_parts(model, cond, motion.get("parts") or {})
+        pose = motion.get("pose")
+        if ignored:
+            print(f"the checkpoint's field is not conditioned on {', '.join(ignored)}: the driving values are not used",
+                  flush=True)
     cam = extra["camera"]
     stage = post(int(cam["H"]), int(cam["W"])) if post is not None else None
+    frames = iter_frames(model, extra, cond, args.yaw, args.pitch, batch=args.batch, half=dev.type == "cuda",
+                         pose=pose)
     print(f"rendering {n} frames ({n / 25:.2f} s of audio) at {cam['W']}x{cam['H']} on {dev}", flush=True)
-    frames = iter_frames(model, extra, cond, args.yaw, args.pitch, batch=args.batch, half=dev.type == "cuda")
     if stage is not None:
         frames = (stage(f) for f in frames)
     write_video(out, frames, fps=25, audio=audio[: n * 640], sample_rate=16000)

@@ -43,6 +43,7 @@ class SceneData:
     alpha: Tensor | None = None   # (N, H, W) head alpha masks in [0, 1] when known (opacity supervision)
     depth: Tensor | None = None   # (N, H, W) ray distance to the 3DMM surface (0 off the head), ``prior_depth``
     conditions: dict = field(default_factory=dict)   # ConditionConfig.to_dict() when audio parts need a Conditioner
+    head_pose: Tensor | None = None   # (N, 4, 4) head-to-world of each frame when known: c2w = inv(head_pose) @ c2w_world
 
     @property
     def H(self) -> int:
@@ -58,7 +59,8 @@ class SceneData:
         return SceneData(mv(self.images), mv(self.cond), mv(self.c2w), self.focal, self.cx, self.cy, mv(self.bg),
                          self.center, self.radius, self.near, self.far, dict(self.cond_parts),
                          self.train_idx, self.test_idx, nov, None if self.alpha is None else mv(self.alpha),
-                         None if self.depth is None else mv(self.depth), dict(self.conditions))
+                         None if self.depth is None else mv(self.depth), dict(self.conditions),
+                         None if self.head_pose is None else mv(self.head_pose))
 
 
 # ---- the toy scene ---------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def from_clip(clip, size: int | None = None, conditions="f_exp", max_frames: int
     return SceneData(load("front", np.arange(n)), torch.from_numpy(raw), c2w,
                      cam.focal * sx, cam.cx * sx, cam.cy * sy, torch.from_numpy(np.array(bg)).float() / 255.0,
                      center, radius, 0.0, 100.0, cparts, train, test, novel, alpha, dmap,
-                     ccfg.to_dict() if ccfg.audio_channels else {})
+                     ccfg.to_dict() if ccfg.audio_channels else {}, torch.from_numpy(hp[:n]).float())
 
 
 def with_conditions(scene: SceneData, clip, conditions) -> SceneData:
