@@ -67,6 +67,8 @@ SECTIONS = {
     "05": "Disentangled audio NeRF Eq. (7), Table 1; DFA-NeRF Table 5: which audio feature drives the field best",
     "06": "NeRF-3DTalker §II.B, Eq. (1)–(6): Lip-wav, the 3D prior f_exp-aud, StyleNet / FuseNet, the field on both and Table II",
     "07": "NeRF-3DTalker §II.D, Eq. (7)-(11): the local-global standardized space (AU encoder, codebooks S and G, decoder) and Table III",
+    "08": "DFA-NeRF §3.2–3.5, Eq. (2)–(11): face attributes f_m / f_e, sync on f_m, the Transformer GP-VAE and the "
+          "cross-modal encoder, the field on [f_a, f_e] with generated pose and blinks; Tables 2 and 4, Fig. 6",
 }
 
 

@@ -196,6 +196,9 @@ PARAMS: list[Param] = [
     Param("vae_lr", float, 2e-3, 1e-3, "learning rate of the VAEs and the cross-modal encoder (Adam, cosine decay)"),
     Param("cme_steps", int, 100, 4000, "fine-tuning steps of the cross-modal encoder (Eq. 9) per identity"),
     Param("cme_bop", int, 8, 16, "frames of the Beginning Of Pose (BOP) the cross-modal encoder starts from"),
+    Param("dfa_steps", int, 200, 3000, "training steps of notebook 08's DFA-NeRF field on [f_a, f_e] (Eq. 10-11)"),
+    Param("dfa_focus_every", int, 2, 2, "of every k steps of notebook 08's field, k - 1 render only the lower face "
+          "(the eyes, which f_e drives, are outside it: 2 = every other step the whole frame)"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -350,6 +353,7 @@ RULES: dict[str, Rule] = {
     "vae_steps": _STEPS, "vae_batch": IntRange(1, 4096), "vae_window": IntRange(8, 4096), "vae_width": _WIDTH,
     "vae_z": IntRange(1, 256), "vae_length": Range(0.5, 1000.0), "vae_beta": Range(0.0, 100.0), "vae_lr": _LR,
     "cme_steps": _STEPS, "cme_bop": IntRange(1, 1024),
+    "dfa_steps": _STEPS, "dfa_focus_every": IntRange(0, 1000),
 }
 
 

@@ -24,7 +24,7 @@ same. A and B are frames of different identities (the paper's "another face B"),
 f_e: blinks of the person being rendered) are learned too.
 
 ``swap_scores`` and ``region_change`` measure on held-out pairs what the swap is for: swapping f_m moves the
-mouth to B's and leaves the eyes A's. To be taught in notebook 08 (``../shared/DESIGN.md``).
+mouth to B's and leaves the eyes A's. Taught in notebook 08.
 """
 
 from __future__ import annotations
