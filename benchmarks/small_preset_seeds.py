@@ -162,7 +162,11 @@ CLAIMS += [
     Claim(NB8, "attributes: f_m reads the jaw (R², held out)", m("attr_fm_jaw_r2"), 0.5),
     Claim(NB8, "sync on f_m: per-frame offset accuracy / chance", ratio("msync_frame_acc", "msync_chance"), 3.0),
     Claim(NB8, "cameras of testA's true pose vs its own (max abs)", m("camera_gap"), 1e-4, "max"),
+    Claim(NB8, "latent space: held-out reconstruction MSE, GP-VAE / MLP VAE",
+          ratio("vae_heldout_mse/Trans GP-VAE", "vae_heldout_mse/MLP VAE"), 0.5, "max"),
 ]
+CLAIMS += [Claim(NB8, f"held-out reconstruction MSE, {k} (recorded)", m(f"vae_heldout_mse/{k}"), 0.0, "none")
+           for k in ("MLP VAE", "LSTM VAE", "Trans VAE", "Trans GP-VAE")]
 CLAIMS += [Claim(NB8, f"Table 4, {row}: {col} (recorded)", m(f"table4/{row}/{col}"), 0.0, "none")
            for row in ("MLP VAE", "LSTM VAE", "Trans VAE", "Trans GP-VAE", "still head (BOP held)",
                        "mean pose (training mean held)")

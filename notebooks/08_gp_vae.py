@@ -595,9 +595,25 @@ claims4 = [
      R["Trans GP-VAE"]["D-Rot %"] < R["mean pose (training mean held)"]["D-Rot %"]),
     ("generated motion is personalised (GP-VAE, above chance)", R["Trans GP-VAE"]["personalised"] > 1 / len(persons)),
     ("Fig. 6: persons more distinct in Z with audio", fig6_acc["with audio"] > fig6_acc["without audio"]),
+    ("latent space: held-out reconstruction GP-VAE < Trans VAE < LSTM VAE < MLP VAE (8.5)",
+     vae_rec["Trans GP-VAE"] < vae_rec["Trans VAE"] < vae_rec["LSTM VAE"] < vae_rec["MLP VAE"]),
 ]
 verdicts4 = pd.DataFrame([{"claim": c, "here": "holds" if ok else "does not hold here"} for c, ok in claims4])
 verdicts4
+
+# %% [markdown]
+# **Reading Table 4 at the small preset** (the verdicts of seeds 0–4 are in `benchmarks/small_preset_seeds.md`
+# and `benchmarks/RESULTS.md`, "Notebook 08"). Every model's D-Rot and D-Pos sits near 100 %, the level of the
+# mean pose: 300 pre-training steps and 100 fine-tuning steps do not learn to predict a future head pose from
+# audio, in a corpus where the head sways as a random process and only the nods follow the speech energy. So
+# the paper's ordering (Transformers far below MLP and LSTM, GP below the plain Transformer) is not resolved
+# here, and its values (3–22 %, under a normalisation it does not publish) cannot be compared with ours. Two
+# things do separate the models, in the paper's order. The *latent space* (8.5): held-out reconstruction error
+# falls from MLP to LSTM to Transformer to Transformer GP-VAE. The *sampled* motion: the MLP VAE's moves least
+# (the freezing the paper reports, though here of the MLP more than of the LSTM), the Transformers' keep about
+# half of the true motion. Blinks are nearly absent from every model's samples: a blink is a few frames in
+# hundreds, and these short trainings smooth them away. These are findings of this budget, not of the method;
+# the full preset has not been run yet (issue #20: the full pipeline on a GPU).
 
 # %% [markdown]
 # ## 8.10 DFA-NeRF's field, Eq. (10)–(11), driven by generated head pose and blinks
@@ -806,6 +822,14 @@ verdicts2 = pd.DataFrame([{"claim": c, "here": "holds" if ok else "does not hold
 verdicts2
 
 # %% [markdown]
+# **Reading Table 2.** At `dfa_steps` steps from notebook 03's head, the field does not learn to close its eyes
+# from $f_e$ (its condition network's input layer starts fresh; notebook 03's head learnt the eyelids from the
+# 3DMM expression), so blinks/s reads 0 with and without $f_e$ and Fig. 7's contrast does not appear;
+# `benchmarks/RESULTS.md` ("Notebook 08") has the same field trained longer. The generated row loses PSNR and
+# SSIM against the recorded frames because its head is elsewhere, as expected of a sampled pose; its mouth
+# (M-LMD, centred on the mouth) is scored fairly.
+
+# %% [markdown]
 # ## 8.12 From a wav to a talking head that moves and blinks: `render --motion`
 # The command line does what 8.10 did, from any audio: the checkpoint `checkpoints/08_dfa` computes $\mathbf f_a$
 # from the wav, the motion generator `models/08_motion.pt` the head pose and $f_e$. Here on testB, real CMU
@@ -840,14 +864,15 @@ print(f"60 s of head pose and f_e ({len(minute_motion['pose'])} frames) in {timi
 # ## 8.13 What is asserted, and the numbers of this run
 # Measured over seeds 0–4 (`benchmarks/small_preset_seeds.md`), asserted with a margin: swapping $f_m$ moves the
 # mouth and leaves the eyes (leak ratio), swapping $f_e$ the reverse; $f_e$ reads the eyelid and $f_m$ the jaw;
-# the audio–$f_m$ sync finds the true offset well above chance; the cameras of a pose are the recorded ones;
-# generation covers any length. The paper's orderings of Tables 2 and 4 and Fig. 6 are recorded as verdicts above,
+# the audio–$f_m$ sync finds the true offset well above chance; the GP-VAE's latent space reconstructs held-out
+# motion far better than the MLP VAE's; the cameras of a pose are the recorded ones; generation covers any length. The paper's orderings of Tables 2 and 4 and Fig. 6 are recorded as verdicts above,
 # not asserted: at the small preset's budget they are a finding of this run.
 
 # %%
 assert rc_m["ratio"] < 0.3 and rc_e["ratio"] < 0.6, (rc_m["ratio"], rc_e["ratio"])
 assert probe.loc["f_e", "eyelid closure R²"] > 0.5 and probe.loc["f_m", "jaw opening R²"] > 0.5, probe
 assert msync["frame_acc"] > 3 * msync["chance"], msync["frame_acc"]
+assert vae_rec["Trans GP-VAE"] < 0.5 * vae_rec["MLP VAE"], vae_rec
 assert all(v.shape == true_h[p].shape for (n, p), v in gen_mean.items())
 assert minute_motion["pose"].shape == (1500, 6) and np.isfinite(minute_motion["pose"]).all()
 
