@@ -448,11 +448,14 @@ def generated(name, p, sample, s=0):
     return out * h_std + h_mean
 
 
+fm_held = {p: FA.embed(ae, centred[p][cut[p]:])[0] for p in persons}
+
+
 def blink_rate(p, attrs):
     """blinks/s of the eyes D_L draws from f_e (columns 6:) with the frames' true f_m."""
-    f_m = FA.embed(ae, centred[p][cut[p]:cut[p] + len(attrs)])[0]
     with torch.no_grad():
-        lm = ae.decode(torch.from_numpy(f_m), torch.from_numpy(attrs[:, 6:].astype(np.float32))).numpy()
+        lm = ae.decode(torch.from_numpy(fm_held[p][:len(attrs)]),
+                       torch.from_numpy(attrs[:, 6:].astype(np.float32))).numpy()
     return blinks_per_second(eye_aspect_ratio(lm + seqs[p]["landmarks"].mean(0)))
 
 
@@ -539,8 +542,11 @@ print({c: round(a, 3) for c, a in fig6_acc.items()}, f"chance {1 / len(persons):
 # definition of the meter: it is the level of a model that has learnt nothing about the future pose.
 
 # %%
-def style_features(x, p):
-    return np.r_[x[:, :3].std(0), blink_rate(p, x)]
+draw_blinks = {key: blink_rate(key[1], x) for key, x in gen_draw.items()}   # (kind, person, sample) -> blinks/s
+
+
+def style_features(key):
+    return np.r_[gen_draw[key][:, :3].std(0), draw_blinks[key]]
 
 
 truth_feats = np.stack([np.r_[true_h[p][:, :3].std(0), true_blinks[p]] for p in persons])
@@ -552,7 +558,7 @@ def personalised(name):
     """How often a person's sampled motion is nearest (L1 over the relative log-features) to that person's true one."""
     hits = []
     for s in range(3):
-        g = rel(np.stack([style_features(gen_draw[name, p, s], p) for p in persons]))
+        g = rel(np.stack([style_features((name, p, s)) for p in persons]))
         hits += [int(np.argmin(np.abs(g[i] - rel(truth_feats)).sum(1)) == i) for i in range(len(persons))]
     return float(np.mean(hits))
 
@@ -564,7 +570,7 @@ for name in KINDS:
         "D-Pos %": np.mean([d_pos(gen_mean[name, p][cme_bop:, 3:6], true_h[p][cme_bop:, 3:6], relative=True) for p in persons]),
         "motion kept": np.mean([gen_draw[name, p, s][cme_bop:, :3].std(0).mean() / true_h[p][cme_bop:, :3].std(0).mean()
                                 for p in persons for s in range(3)]),
-        "blinks/s": np.mean([blink_rate(p, gen_draw[name, p, s]) for p in persons for s in range(3)]),
+        "blinks/s": np.mean([draw_blinks[name, p, s] for p in persons for s in range(3)]),
         "personalised": personalised(name)}
 for label, hold in (("still head (BOP held)", {p: true_h[p][cme_bop - 1] for p in persons}),
                     ("mean pose (training mean held)", {p: raw_h[p][:cut[p]].mean(0) for p in persons})):

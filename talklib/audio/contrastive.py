@@ -44,6 +44,20 @@ class AudioEncoder(nn.Module):
     def forward(self, mel_win: Tensor) -> Tensor:
         return self.head(self.net(mel_win.transpose(1, 2)))
 
+    def to_blob(self) -> dict:
+        """{"config", "state"} of this encoder, as the files that carry one store it (notebook 02's
+        ``aud_extractors.pt``, notebook 08's motion generator); ``from_blob`` reads it back."""
+        conv, lin = self.net[0], self.head[1]
+        return {"config": {"n_mels": conv.in_channels, "width": conv.out_channels, "dim": lin.out_features},
+                "state": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_blob(cls, blob: dict) -> AudioEncoder:
+        """The encoder ``to_blob`` describes, in eval mode."""
+        enc = cls(**blob["config"])
+        enc.load_state_dict(blob["state"])
+        return enc.eval()
+
 
 class MouthEncoder(nn.Module):
     """Mouth motion (B, K, P) (K frames of P mouth components, standardised) -> f_m (B, dim), non-negative."""

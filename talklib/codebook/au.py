@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from talklib import checkpoint
 from talklib.data.dataset import AU_NAMES
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 #: the ``kind`` an AU-encoder file carries (``save_au_encoder``)
 KIND = "au-encoder"
@@ -234,8 +235,7 @@ def train_au_encoder(encoder: AUEncoder, frames: np.ndarray, au_labels: np.ndarr
                                                  {"rng": rng, "gen": gen}) if ckpt is not None else (0, []))
     encoder.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="AU encoder", disable=not progress):
-        for g in opt.param_groups:   # cosine decay to 1/20
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         x, y = _batch(x_all, y_all, batch, rng)
         x, y = x.to(dev), y.to(dev)
         if augment:

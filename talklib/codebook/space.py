@@ -39,6 +39,7 @@ from talklib.codebook.au import AUEncoder, AUEncoderConfig, check_frames, to_ten
 from talklib.codebook.au import train_au_encoder  # noqa: F401  (re-exported: the space's two trainers sit together)
 from talklib.codebook.vq import VectorQuantizer, VQOutput, perplexity
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 #: the ``kind`` a standardized-space file carries (``save_space``)
 KIND = "standardized-space"
@@ -242,8 +243,7 @@ def train_space(model: StandardizedSpace, frames: np.ndarray, targets: np.ndarra
                                                  {"rng": rng, "gen": gen}) if ckpt is not None else (0, []))
     model.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="standardized space", disable=not progress):
-        for g in opt.param_groups:   # cosine decay to 1/20
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         x, t = _batch(x_all, t_all, batch, rng)
         x, t = x.to(dev), t.to(dev)
         model.init_codebooks(x, gen)           # only the first time: the flag is saved with the weights

@@ -48,9 +48,7 @@ def make_bundle(speechsplit=None, recognizer=None, audio_encoder=None, f0_stats=
     if recognizer is not None:
         b["recognizer"] = {"config": {"hidden": int(recognizer.rnn.hidden_size * 2)}, "state": _state(recognizer)}
     if audio_encoder is not None:
-        conv, lin = audio_encoder.net[0], audio_encoder.head[1]
-        b["audio_encoder"] = {"config": {"n_mels": conv.in_channels, "width": conv.out_channels,
-                                         "dim": lin.out_features}, "state": _state(audio_encoder)}
+        b["audio_encoder"] = audio_encoder.to_blob()
     return b
 
 
@@ -136,9 +134,8 @@ def features_from_audio(audio: np.ndarray, parts: list[Part], bundle: dict, n_fr
             codes = SS.codes_per_frame(SS.codes_of(ss.eval(), inp["mel"], inp["f0_onehot"]), n)
             out["ssplit"] = np.concatenate([codes["content"], codes["rhythm"], codes["pitch"]], 1)
         if "sync" in kinds:
-            enc = AudioEncoder(**bundle["audio_encoder"]["config"])
-            enc.load_state_dict(bundle["audio_encoder"]["state"])
-            out["sync"] = enc.eval()(torch.from_numpy(base["mel_win"])).numpy()
+            enc = AudioEncoder.from_blob(bundle["audio_encoder"])
+            out["sync"] = enc(torch.from_numpy(base["mel_win"])).numpy()
     if kinds & {"expaud", "expstyle"}:
         from talklib.condition.disentangle import prior_from_audio
 

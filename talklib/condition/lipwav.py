@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from talklib import checkpoint
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 from talklib.sync.losses import cosine_sync_loss
 from talklib.sync.model import SyncNet
 from talklib.sync.train import SyncClip, crop_margins
@@ -175,8 +176,7 @@ def train_lipwav(gen: LipWavGenerator, clips: list[SyncClip], expert: SyncNet | 
     end = steps if stop_at is None else min(steps, stop_at)
     gen.to(memory_format=CHANNELS_LAST).train()
     for step in tqdm(range(start, end), initial=start, total=steps, desc="Lip-wav generator", disable=not progress):
-        for g in opt.param_groups:   # cosine decay to 1/20
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         tgt, ref, mel, aud = _batch(clips, gen.cfg, margins, frames, batch, rng)
         B, T = tgt.shape[:2]
         out = gen(ref.flatten(0, 1).contiguous(memory_format=CHANNELS_LAST), mel.flatten(0, 1)).reshape(tgt.shape)

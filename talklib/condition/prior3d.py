@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from talklib import checkpoint
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,7 @@ def train_regressor(model: ExpRegressor, crops: np.ndarray, exp: np.ndarray, ste
                                                  {"rng": rng}) if ckpt is not None else (0, []))
     model.to(memory_format=torch.channels_last).train()     # NHWC: faster convolutions on CPU
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="image -> 3DMM regressor", disable=not progress):
-        for g in opt.param_groups:
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         i = torch.from_numpy(rng.integers(0, len(crops), batch))
         pred = model.net(_standardise(x_all[i]).contiguous(memory_format=torch.channels_last))
         loss = ((pred - (y_all[i] - model.mean) / model.std) ** 2).mean()

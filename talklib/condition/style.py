@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from talklib import checkpoint
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 MIN_REF_FRAMES = 50   # 2 s at 25 fps: a brow raise or two, the smile's level
 
@@ -138,8 +139,7 @@ def train_disentangler(model: Disentangler, data: StyledSet, steps: int, batch: 
     model.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="StyleNet + FuseNet (Eq. 3)",
                      disable=not progress):
-        for g in opt.param_groups:
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         aud, gt, ref = [], [], []
         for _ in range(batch):
             s, i = int(rng.integers(n_styles)), int(rng.integers(n_clips))

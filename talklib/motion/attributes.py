@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from talklib import checkpoint
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 #: the ``kind`` an attribute-autoencoder file carries (``save_attribute_ae``)
 KIND = "attribute-ae"
@@ -291,8 +292,7 @@ def train_attribute_ae(ae: AttributeAE, landmarks, groups, mouth_idx, eye_idx, s
         x_all = ae.normalise(torch.from_numpy(x_np).to(dev))
     ae.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="attribute AE", disable=not progress):
-        for g in opt.param_groups:   # cosine decay to 1/20
-            g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
+        cosine_lr(opt, lr, step, steps)
         ia, ib = _batch(ident, by_ident, batch, same_identity_prob, rng, p_a)
         loss, rec, swap = attribute_loss(ae, x_all[torch.from_numpy(ia).to(dev)], x_all[torch.from_numpy(ib).to(dev)],
                                          mask)

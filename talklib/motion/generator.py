@@ -107,12 +107,8 @@ def save_generator(path: str | Path, gen: MotionGenerator) -> Path:
     from dataclasses import asdict
 
     gen.check()
-    enc = gen.audio_encoder
-    conv, lin = enc.net[0], enc.head[1]
     return checkpoint.save(path, {
-        "kind": KIND, "person": gen.person, "window": int(gen.window),
-        "audio_encoder": {"config": {"n_mels": conv.in_channels, "width": conv.out_channels, "dim": lin.out_features},
-                          "state": _state(enc)},
+        "kind": KIND, "person": gen.person, "window": int(gen.window), "audio_encoder": gen.audio_encoder.to_blob(),
         "vae": {"config": asdict(gen.vae.cfg), "state": _state(gen.vae)},
         "cme": {"config": asdict(gen.cme.cfg), "state": _state(gen.cme)},
         "h_mean": torch.from_numpy(np.asarray(gen.h_mean, np.float32)),
@@ -129,8 +125,7 @@ def load_generator(path: str | Path) -> MotionGenerator:
     if blob.get("kind") != KIND:
         raise UserError(f"{path} holds a checkpoint of kind {blob.get('kind')!r}, not a motion generator: {fix}")
     try:
-        enc = AudioEncoder(**blob["audio_encoder"]["config"])
-        enc.load_state_dict(blob["audio_encoder"]["state"])
+        enc = AudioEncoder.from_blob(blob["audio_encoder"])
         vae = MotionVAE(VAEConfig(**blob["vae"]["config"]))
         vae.load_state_dict(blob["vae"]["state"])
         cme = CrossModalEncoder(CMEConfig(**blob["cme"]["config"]))

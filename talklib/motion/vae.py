@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from talklib import checkpoint
 from talklib.errors import UserError
+from talklib.runtime import cosine_lr
 
 #: the ``kind`` a motion-model file carries (``save_motion``)
 KIND = "motion-vae"
@@ -407,12 +408,6 @@ def _batch(seqs: list[tuple[np.ndarray, ...]], window: int, batch: int, rng: np.
             for j in range(len(seqs[0]))]
 
 
-def _cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, steps: int) -> None:
-    """Cosine decay of the learning rate to 1/20 (as the other talklib trainers)."""
-    for g in opt.param_groups:
-        g["lr"] = float(lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))))
-
-
 def _device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -444,7 +439,7 @@ def train_vae(model: MotionVAE, sequences: list, steps: int, batch: int = 32, wi
                                                  {"rng": rng, "gen": gen}) if ckpt is not None else (0, []))
     model.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="motion VAE", disable=not progress):
-        _cosine_lr(opt, lr, step, steps)
+        cosine_lr(opt, lr, step, steps)
         (h,) = _batch(seqs, window, batch, rng)
         out = vae_loss(model, h.to(dev), gen)
         opt.zero_grad(set_to_none=True)
@@ -614,7 +609,7 @@ def train_cross_modal(cme: CrossModalEncoder, vae: MotionVAE, items: list[dict],
     try:
         for step in tqdm(range(start, steps), initial=start, total=steps, desc="cross-modal encoder",
                          disable=not progress):
-            _cosine_lr(opt, lr, step, steps)
+            cosine_lr(opt, lr, step, steps)
             fa, h = _batch(seqs, window, batch, rng)
             out = cme_loss(cme, vae, fa.to(dev), h.to(dev), tau, gen)
             opt.zero_grad(set_to_none=True)
