@@ -69,6 +69,8 @@ SECTIONS = {
     "07": "NeRF-3DTalker §II.D, Eq. (7)-(11): the local-global standardized space (AU encoder, codebooks S and G, decoder) and Table III",
     "08": "DFA-NeRF §3.2–3.5, Eq. (2)–(11): face attributes f_m / f_e, sync on f_m, the Transformer GP-VAE and the "
           "cross-modal encoder, the field on [f_a, f_e] with generated pose and blinks; Tables 2 and 4, Fig. 6",
+    "09": "S3D-NeRF §3–4, Eq. (1)–(9): one photo of an unseen person + speech -> a free-view talking head "
+          "(appearance encoder, cross-modal deformation, super-resolution); Tables 2 and 3, Fig. 3",
 }
 
 

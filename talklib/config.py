@@ -199,6 +199,32 @@ PARAMS: list[Param] = [
     Param("dfa_steps", int, 200, 3000, "training steps of notebook 08's DFA-NeRF field on [f_a, f_e] (Eq. 10-11)"),
     Param("dfa_focus_every", int, 2, 2, "of every k steps of notebook 08's field, k - 1 render only the lower face "
           "(the eyes, which f_e drives, are outside it: 2 = every other step the whole frame)"),
+    # --- 09: S3D-NeRF, the single-shot model (issue 18) ------------------------------------------------
+    Param("faces_dir", str, "data/faces/small", "data/faces/full",
+          "the multi-identity corpus folder (many identities + held-out ones; made if missing)"),
+    Param("faces_identities", int, 20, 160, "identities S3D-NeRF trains on (the paper: HDTF's training split)"),
+    Param("faces_test_identities", int, 4, 8, "held-out identities, never seen in training (single-shot tests)"),
+    Param("faces_seconds", float, 4.0, 8.0, "seconds of speech (and video) per identity's training clip"),
+    Param("faces_test_seconds", float, 3.0, 6.0, "seconds of each held-out identity's test clip (unseen sentences)"),
+    Param("s3d_size", int, 64, 256, "frame size of the multi-identity corpus and S3D-NeRF (the paper: 256)"),
+    Param("s3d_sr_factor", int, 2, 4, "the NeRF renders the inner face at s3d_size / this; super-resolution does the rest"),
+    Param("s3d_samples", int, 12, 32, "samples per ray in the head box"),
+    Param("s3d_window", int, 24, 52, "the NeRF renders this square of the coarse image around the inner face"),
+    Param("s3d_plane_channels", int, 8, 16, "channels of each tri-plane, every level (Eq. 1)"),
+    Param("s3d_width", int, 24, 64, "width of the appearance encoder's first block (then x1.5, x2, x3)"),
+    Param("s3d_steps", int, 80, 6000, "training steps of each model of Table 3 (every row the same)"),
+    Param("s3d_batch", int, 4, 8, "(source, target) pairs per step"),
+    Param("s3d_lr", float, 2e-3, 1e-3, "learning rate (Adam, cosine decay), generator and discriminator"),
+    Param("s3d_per_weight", float, 0.01, 0.01, "lambda_per of Eq. (9)"),
+    Param("s3d_adv_weight", float, 1.0, 1.0, "lambda_adv of Eq. (9)"),
+    Param("s3d_sync_weight", float, 0.5, 0.5, "lambda_sync^gen of Eq. (9)"),
+    Param("s3d_deform_weight", float, 0.001, 0.001, "lambda_deform of Eq. (9)"),
+    Param("s3d_adv_from", float, 0.5, 0.3, "fraction of the steps trained before L_adv and the discriminator join"),
+    Param("s3d_sync_every", int, 4, 4, "every k-th step renders T consecutive frames for L_sync (Eq. 8); 0 = never"),
+    Param("s3d_rows", str, "full,nd,fcd,none,nosync", "full,nd,fcd,none,nosync",
+          "Table 3's rows to train (full, nd, fcd, none = w/o Deform, nosync = w/o Lip Sync)"),
+    Param("s3d_nerf_steps", int, 200, 3000, "steps of the per-speaker NeRF fitted to a held-out identity (Table 2)"),
+    Param("s3d_score_frames", int, 50, 0, "frames of each held-out identity's test clip scored in Tables 2-3 (0 = all)"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -354,6 +380,15 @@ RULES: dict[str, Rule] = {
     "vae_z": IntRange(1, 256), "vae_length": Range(0.5, 1000.0), "vae_beta": Range(0.0, 100.0), "vae_lr": _LR,
     "cme_steps": _STEPS, "cme_bop": IntRange(1, 1024),
     "dfa_steps": _STEPS, "dfa_focus_every": IntRange(0, 1000),
+    "faces_dir": Path_(), "faces_identities": IntRange(2, 100_000), "faces_test_identities": IntRange(1, 1000),
+    "faces_seconds": Range(1.0, 3600.0), "faces_test_seconds": Range(1.0, 600.0),
+    "s3d_size": OneOf((64, 128, 256, 512)), "s3d_sr_factor": OneOf((1, 2, 4, 8)), "s3d_samples": IntRange(2, 1024),
+    "s3d_window": IntRange(4, 1024), "s3d_plane_channels": IntRange(1, 256), "s3d_width": IntRange(4, 1024),
+    "s3d_steps": _STEPS, "s3d_batch": IntRange(1, 4096), "s3d_lr": _LR, "s3d_per_weight": Range(0.0, 100.0),
+    "s3d_adv_weight": Range(0.0, 100.0), "s3d_sync_weight": Range(0.0, 100.0), "s3d_deform_weight": Range(0.0, 100.0),
+    "s3d_adv_from": Range(0.0, 1.0), "s3d_sync_every": IntRange(0, 1000),
+    "s3d_rows": ListOf(OneOf(("full", "nd", "fcd", "none", "nosync")), 1, 5), "s3d_nerf_steps": _STEPS,
+    "s3d_score_frames": IntRange(0, 1_000_000),
 }
 
 
@@ -381,6 +416,10 @@ def check_together(values: dict[str, Any]) -> None:
     if has("cme_bop", "vae_window") and values["cme_bop"] >= values["vae_window"]:
         raise ConfigError(f"cme_bop ({values['cme_bop']}) must be shorter than vae_window ({values['vae_window']}): "
                           "the cross-modal encoder generates the rest of each window after the BOP")
+    if has("s3d_size", "s3d_sr_factor", "s3d_window") and (
+            values["s3d_window"] > values["s3d_size"] // values["s3d_sr_factor"]):
+        raise ConfigError(f"s3d_window ({values['s3d_window']}) must fit in the coarse image of "
+                          f"s3d_size / s3d_sr_factor = {values['s3d_size'] // values['s3d_sr_factor']} pixels")
     if has("motion_persons", "motion_identities") and values["motion_persons"] > values["motion_identities"]:
         raise ConfigError(f"motion_persons ({values['motion_persons']}) must not exceed motion_identities "
                           f"({values['motion_identities']}): each is an identity of the motion corpus")

@@ -3,30 +3,47 @@ options of the layers above ``nerf``.
 
     python -m talklib render --checkpoint DIR --audio WAV --out talk.mp4 [--yaw DEG] [--pitch DEG] [--batch N]
         [--standardize SPACE] [--motion CKPT [--motion-seed N]] [--device auto] [--force]
+    python -m talklib render --source-image PHOTO --checkpoint S3D_CKPT --audio WAV --out talk.mp4 [--yaw DEG] ...
 
 ``talklib.nerf.command`` renders (its options, checks and messages are this command's); two later layers add
 an option each, and ``nerf`` may not import them (``tests/test_layering.py``), so the command is composed here,
 at the top: ``--standardize`` (``talklib.codebook.command``: every frame through NeRF-3DTalker's standardized
 space, a frame stage) and ``--motion`` (``talklib.motion.command``: DFA-NeRF's generated head pose and eye-blink
-embedding f_e per frame, a drive hook). Both may be given together.
+embedding f_e per frame, a drive hook). Both may be given together. ``--source-image`` (``talklib.oneshot.command``)
+renders with S3D-NeRF's single-shot model instead of a per-speaker NeRF: one photo, no fitting.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from talklib.codebook import command as codebook_command
+from talklib.errors import UserError
 from talklib.motion import command as motion_command
 from talklib.nerf import command as nerf_command
+from talklib.oneshot import command as oneshot_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     nerf_command.add_arguments(parser)
     codebook_command.add_arguments(parser)
     motion_command.add_arguments(parser)
+    oneshot_command.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "source_image", None):
+        other = [o for o, v in (("--standardize", args.standardize), ("--motion", args.motion)) if v]
+        if other:
+            raise UserError(f"{' and '.join(other)} work with a per-speaker NeRF checkpoint, not with --source-image "
+                            "(S3D-NeRF): leave them out, or drop --source-image")
+        return oneshot_command.run(args)
+    ckpt = Path(args.checkpoint)
+    s3d_only = (ckpt / oneshot_command.CKPT_NAME).is_file() and not (ckpt / "nerf.pt").is_file()
+    if ckpt.name == oneshot_command.CKPT_NAME or s3d_only:
+        raise UserError(f"{ckpt} is an S3D-NeRF (single-shot) checkpoint: pass the photo to animate with "
+                        "--source-image PHOTO")
     drive = motion_command.drive_for(args)
     stage = codebook_command.stage_for(args)
     code = nerf_command.run(args, post=stage[0] if stage else None, drive=drive)

@@ -12,7 +12,7 @@ LAYERS = [
     {"sync"},
     {"condition"},
     {"nerf"},
-    {"codebook", "motion"},
+    {"codebook", "motion", "oneshot"},
     {"metrics"},
     {"pipeline", "book", "train", "render", "cli", "__main__"},
 ]

@@ -93,6 +93,19 @@ class AUEncoder(nn.Module):
         x = F.relu(self.fc2(F.relu(self.fc1(x))))
         return self.fc3(x).view(-1, self.cfg.n_au, self.cfg.au_dim)
 
+    def conv_features(self, images: Tensor) -> list[Tensor]:
+        """The four conv layers' activations (after ReLU) of images (B, 3, H, W) in [0, 1], standardised as in
+        ``features``: a face network trained here, which S3D-NeRF's perceptual loss uses in place of an ImageNet
+        VGG (``talklib.oneshot.train.PerceptualLoss``)."""
+        mean = images.mean((1, 2, 3), keepdim=True)
+        x = (images - mean) / images.std((1, 2, 3), keepdim=True).clamp(min=1e-3)
+        out = []
+        for layer in self.convs:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                out.append(x)
+        return out
+
     def read_au(self, features: Tensor) -> Tensor:
         """The fourth FC layer: AU features (B, n_au, au_dim), raw or quantised (Eq. (9)) -> logits (B, n_au)."""
         return (features * self.readout_w).sum(-1) + self.readout_b

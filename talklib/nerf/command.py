@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
-def _check_output(out: Path, force: bool = False) -> None:
+def check_output(out: Path, force: bool = False) -> None:
     if out.suffix.lower() != ".mp4":
         raise UserError(f"output {out} does not end in .mp4: give a path such as talk.mp4")
     parent = out.parent if str(out.parent) else Path(".")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, post: FrameStage | None = None, drive: DriveHo
     except UserError:
         raise UserError(f"--batch {args.batch}: give a positive number of frames per render call, "
                         "e.g. 8 (fewer if memory is short)") from None
-    _check_output(out, args.force)
+    check_output(out, args.force)
     audio = load_audio(args.audio)
     if len(audio) < 640:
         raise UserError(f"audio {args.audio} is {1000 * len(audio) / 16000:.1f} ms long, shorter than one "
