@@ -42,9 +42,10 @@
 # trained here. LPIPS needs ImageNet weights too, so its column is "None". "Sync" is LSE-C from notebook 04's
 # expert (the paper's SyncNet confidence). Every number is measured against the corpus's ground truth.
 #
-# **What the small preset can show.** 20 identities at 64², a few hundred CPU steps per row: the whole method
+# **What the small preset can show.** 20 identities at 64², `s3d_steps` (80) CPU steps per row: the whole method
 # runs and every figure is drawn, but the model has far too little training to learn speech-driven mouths
-# (the paper trains two days on four A100s). The full preset (256², 160 identities) is for a GPU.
+# (the paper trains two days on four A100s): its coarse face is a blurred face of the right person in the right
+# place, and the rows of Table 3 differ by noise. The full preset (256², 160 identities) is for a GPU.
 
 # %% tags=["parameters"]
 run_dir = "runs/dev"
@@ -512,6 +513,13 @@ claims3 = [
 display(Markdown("| claim (Table 3, Sec. 4.4) | verdict on this run |\n|---|---|\n"
                  + "\n".join(f"| {c} | {verdict(ok)} |" for c, ok in claims3)
                  + "\n| LPIPS orderings | not testable here: LPIPS needs ImageNet weights (None) |"))
+
+# %% [markdown]
+# **Reading (small preset, seeds 0–2, `benchmarks/RESULTS.md`).** No row beats *the photo, repeated* on M-LMD or
+# PSNR on any seed: at 80 steps the models keep the identity and follow the head (the coarse face sits where
+# the target camera puts it) but have not learned to open the mouth with the speech, so every Sync is far below
+# the ground truth's and the orderings between rows change from seed to seed. The paper's Table 3 is a claim about
+# trained models; at this budget it is not tested, only run.
 
 # %% [markdown]
 # ## 9.9 Table 2: one unseen identity, single shot against a per-speaker NeRF fitted to it
