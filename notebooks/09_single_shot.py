@@ -515,10 +515,11 @@ display(Markdown("| claim (Table 3, Sec. 4.4) | verdict on this run |\n|---|---|
                  + "\n| LPIPS orderings | not testable here: LPIPS needs ImageNet weights (None) |"))
 
 # %% [markdown]
-# **Reading (small preset, seeds 0–2, `benchmarks/RESULTS.md`).** No row beats *the photo, repeated* on M-LMD or
-# PSNR on any seed: at 80 steps the models keep the identity and follow the head (the coarse face sits where
-# the target camera puts it) but have not learned to open the mouth with the speech, so every Sync is far below
-# the ground truth's and the orderings between rows change from seed to seed. The paper's Table 3 is a claim about
+# **Reading (small preset, seeds 0–2, `benchmarks/RESULTS.md`).** The full model beats *the photo, repeated*
+# neither on M-LMD nor on PSNR on any seed (no row beats it on PSNR; ND's M-LMD does on two seeds): at 80 steps
+# the models keep the identity and follow the head (the coarse face sits where the target camera puts it) but
+# have not learned to open the mouth with the speech, so every Sync is far below the ground truth's and the
+# orderings between rows change from seed to seed. The paper's Table 3 is a claim about
 # trained models; at this budget it is not tested, only run.
 
 # %% [markdown]
