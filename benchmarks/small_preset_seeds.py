@@ -204,7 +204,7 @@ CLAIMS += [Claim(NB9, f"verdict (recorded, 1 = holds): {v}", m(f"table2/verdict/
     "the single shot has the better Sync (the paper: 7.118 > 6.781)")]
 CLAIMS += [Claim(NB9, "verdict (recorded, 1 = holds): Fig. 3: the lower face listens more", m("fig3/verdict/lower face listens more"),
                  0.0, "none"),
-           Claim(NB9, "Fig. 3: mean |heat| lower / upper face (recorded)", m("fig3/|heat| lower / upper"), 0.0, "none")]
+           Claim(NB9, "Fig. 3: mean abs heat lower / upper face (recorded)", m("fig3/abs heat lower / upper"), 0.0, "none")]
 
 
 def data_dir(seed: int) -> str:

@@ -292,7 +292,7 @@ for fs in test_sets:
     lower, upper = inner & (yy > nose_y), inner & (yy <= nose_y)
     mean_abs = np.abs(heat.mean(0))
     change = f_cm.reshape(len(heat), hs, hs, -1).std(0).mean(-1)
-    heat_rows.append({"|heat| lower / upper": mean_abs[lower].mean() / mean_abs[upper].mean(),
+    heat_rows.append({"abs heat lower / upper": mean_abs[lower].mean() / mean_abs[upper].mean(),
                       "change over time lower / upper": change[lower].mean() / change[upper].mean()})
     figs.append(np.kron(mean_abs / mean_abs.max(), np.ones((s3d_size // hs, s3d_size // hs))))
 fig = make_subplots(rows=1, cols=len(test_sets), subplot_titles=fc.test_names())
@@ -304,10 +304,10 @@ fig.update_yaxes(autorange="reversed").update_layout(title="Fig. 3: |channel mea
 save_figure(fig, run_dir, NB, "fig3_heat")
 fig.show()
 heat_table = pd.DataFrame(heat_rows, index=fc.test_names())
-fig3_holds = bool(heat_table["|heat| lower / upper"].mean() > 1.0)
+fig3_holds = bool(heat_table["abs heat lower / upper"].mean() > 1.0)
 display(heat_table.round(3))
 display(Markdown("| claim (Fig. 3) | verdict on this run |\n|---|---|\n| the lower face has the larger F_cm activations "
-                 f"(mean ratio {heat_table['|heat| lower / upper'].mean():.3f}) | {verdict(fig3_holds)} |"))
+                 f"(mean ratio {heat_table['abs heat lower / upper'].mean():.3f}) | {verdict(fig3_holds)} |"))
 
 # %% [markdown]
 # ## 9.6 The deformation Δx — Eq. (4)
