@@ -12,6 +12,11 @@ Taught in notebook 09. One forward pass, for a batch of (source image, target ca
 4. the super-resolution module (``superres``) adds the outer face and background from the source.
 
 No per-person parameter exists anywhere: a new identity is one ``encode`` call, no fitting.
+
+Renderer backends: compositing goes through ``talklib.nerf.composite`` (its fused Triton kernel on a CUDA
+device, PyTorch elsewhere). talklib's fused *marching* renderer (``talklib.nerf.march_triton``) evaluates
+``TalkingNeRF``'s own field inside its kernel and cannot run this one (a deformation and tri-planes made per
+photo), so S3D-NeRF always samples and evaluates in PyTorch; ``benchmarks/oneshot_speed.py`` measures it.
 """
 
 from __future__ import annotations
