@@ -96,7 +96,8 @@ def sample_batch(sets: list[FaceSet], batch: int, rng: np.random.Generator, mel_
     out = {"source": as_images(pick("frames", src)), "source_mask": as_images(pick("inner", src)),
            "source_c2w": pick("c2w", src), "target": as_images(pick("frames", tar)),
            "target_mask": as_images(pick("inner", tar)), "target_c2w": pick("c2w", tar),
-           "mel": torch.from_numpy(np.stack([mel_windows(sets[i].mel, [j], mel_steps)[0] for i, j in zip(who, tar)])),
+           "mel": torch.from_numpy(np.stack([mel_windows(sets[i].mel, [j], mel_steps)[0] for i, j in zip(who, tar)])
+                                   ).to(sets[0].frames.device),
            "focal": sets[who[0]].focal}
     if sync_frames:
         out["set"], out["start"] = who[0], int(tar[0])
@@ -121,8 +122,9 @@ def crop_mouths(frames: Tensor, boxes: Tensor, crop_h: int, crop_w: int) -> Tens
     """Differentiable mouth crops (as ``talklib.sync.crops.crop_boxes``, bilinear): frames (T, 3, H, W),
     boxes (T, 4) [cx, cy, w, h] pixels -> (T, 3, crop_h, crop_w)."""
     t, _, H, W = frames.shape
-    j = torch.arange(crop_w, dtype=frames.dtype) + 0.5
-    i = torch.arange(crop_h, dtype=frames.dtype) + 0.5
+    boxes = boxes.to(frames)
+    j = torch.arange(crop_w, dtype=frames.dtype, device=frames.device) + 0.5
+    i = torch.arange(crop_h, dtype=frames.dtype, device=frames.device) + 0.5
     x = boxes[:, 0, None] + (j[None] - crop_w / 2) * boxes[:, 2, None] / crop_w      # (T, cw) pixel coords
     y = boxes[:, 1, None] + (i[None] - crop_h / 2) * boxes[:, 3, None] / crop_h      # (T, ch)
     gx = (2 * x / W - 1)[:, None, :].expand(t, crop_h, crop_w)

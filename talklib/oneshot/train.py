@@ -97,7 +97,7 @@ def generator_losses(model: S3DNeRF, batch: dict, cfg: TrainConfig, perceptual: 
     if expert is not None and "start" in batch and cfg.sync_weight > 0:
         boxes, mel = expert_inputs(sets[batch["set"]], batch["start"], expert.cfg)
         crops = crop_mouths(out["fine"].clamp(0, 1), boxes, expert.cfg.crop_h, expert.cfg.crop_w)
-        e_l, e_a = expert(crops[None], mel)
+        e_l, e_a = expert(crops[None], mel.to(crops.device))
         terms["sync"] = generator_sync_loss(e_l, e_a)
     weights = {"pix": 1.0, "per": cfg.per_weight, "adv": cfg.adv_weight, "sync": cfg.sync_weight,
                "deform": cfg.deform_weight}
