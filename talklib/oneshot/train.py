@@ -118,7 +118,7 @@ def train_s3d(model: S3DNeRF, sets: list[FaceSet], cfg: TrainConfig, perceptual:
     if expert is not None:
         expert.eval().requires_grad_(False)
     rng = np.random.default_rng([cfg.seed, 9])
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(cfg.seed)   # slot noise, ray jitter
     config = {"model": model.cfg.to_dict(), "train": asdict(cfg), "sets": [s.name for s in sets],
               "perceptual": perceptual is not None, "expert": expert is not None}
     step, history = (checkpoint.resume_training(ckpt, "S3D-NeRF training checkpoint", config, both, opt,
