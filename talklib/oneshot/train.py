@@ -112,13 +112,14 @@ def train_s3d(model: S3DNeRF, sets: list[FaceSet], cfg: TrainConfig, perceptual:
     ``expert``: the frozen lip-sync expert (``talklib.sync.model.SyncNet``), or None for no L_sync."""
     from tqdm.auto import tqdm
 
-    disc = Discriminator(model.cfg.size, cfg.disc_width)
+    dev = next(model.parameters()).device
+    disc = Discriminator(model.cfg.size, cfg.disc_width).to(dev)
     both = nn.ModuleDict({"G": model, "D": disc})
     opt = torch.optim.Adam(both.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
     if expert is not None:
         expert.eval().requires_grad_(False)
     rng = np.random.default_rng([cfg.seed, 9])
-    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(cfg.seed)   # slot noise, ray jitter
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)   # slot noise, ray jitter
     config = {"model": model.cfg.to_dict(), "train": asdict(cfg), "sets": [s.name for s in sets],
               "perceptual": perceptual is not None, "expert": expert is not None}
     step, history = (checkpoint.resume_training(ckpt, "S3D-NeRF training checkpoint", config, both, opt,
