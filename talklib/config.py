@@ -212,7 +212,8 @@ PARAMS: list[Param] = [
     Param("s3d_window", int, 24, 52, "the NeRF renders this square of the coarse image around the inner face"),
     Param("s3d_plane_channels", int, 8, 16, "channels of each tri-plane, every level (Eq. 1)"),
     Param("s3d_width", int, 24, 64, "width of the appearance encoder's first block (then x1.5, x2, x3)"),
-    Param("s3d_steps", int, 80, 6000, "training steps of each model of Table 3 (every row the same)"),
+    Param("s3d_steps", int, 80, 1200, "training steps of each model of Table 3 (every row the same; the full preset's "
+          "five rows take about 7 minutes on one H200, benchmarks/RESULTS.md)"),
     Param("s3d_batch", int, 4, 8, "(source, target) pairs per step"),
     Param("s3d_lr", float, 2e-3, 1e-3, "learning rate (Adam, cosine decay), generator and discriminator"),
     Param("s3d_per_weight", float, 0.01, 0.01, "lambda_per of Eq. (9)"),
