@@ -20,6 +20,8 @@ COMMANDS = {
     "book": ("talklib.book", "build the Jupyter Book from a run's executed notebooks"),
     "audio-features": ("talklib.audio.command", "frame-aligned audio features (mel, MFCC, F0, windows) of any audio file"),
     "synth": ("talklib.speaker.command", "render the ground-truth synthetic speaker to a dataset folder"),
+    "prepare": ("talklib.prepare.command", "turn your own talking-face video into a training set (mediapipe "
+                "landmarks, 3DMM fit, masks, background, audio features)"),
     "train": ("talklib.train", "train a NeRF on a dataset folder, conditioned on audio features or 3DMM codes (resumable)"),
     # talklib.nerf.command renders; talklib.render adds codebook's --standardize and motion's --motion (later layers)
     "render": ("talklib.render", "render a talking-head video from a trained NeRF and a driving audio, optionally "

@@ -29,10 +29,14 @@ def initial_distance(lmk2d: np.ndarray, focal: float, iod_m: float = 0.09) -> fl
 
 def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id: int = 40,
                   n_exp: int = 79, lambda_id: float = 1e-5, lambda_exp: float = 1e-5, iters: int = 60,
-                  fit_id: bool = True) -> dict[str, np.ndarray]:
+                  fit_id: bool = True, id_coeff=None, pose=None, init_pose=None) -> dict[str, np.ndarray]:
     """Fit B frames.
 
     t: ``MorphableModel.tensors()``; lmk2d (B, 478, 2) pixels; c2w (4, 4) or (B, 4, 4) OpenGL camera(s).
+    id_coeff (100,): a known identity, kept fixed (``fit_id`` is then ignored); pose (B, 6): a known pose,
+    kept fixed (only the expression is fitted: the second pass of ``talklib.prepare``, after the
+    fitted poses are smoothed over time); init_pose (B, 6): where the pose search starts (default: the
+    head at the origin, facing the camera).
     Returns pose (B, 6) (yaw, pitch, roll deg; t m), id (100,), exp (B, 79), err_px (B,) mean landmark error.
     """
     dt = torch.float64
@@ -43,12 +47,18 @@ def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id:
         c2w = c2w.expand(B, -1, -1)
     tt = {k: (v.to(dt) if v.is_floating_point() else v) for k, v in t.items()}
     iod = (target[:, 263] - target[:, 33]).norm(dim=-1).clamp_min(1.0)           # (B,)
-    ang = torch.zeros(B, 3, dtype=dt, requires_grad=True)
-    trans = torch.zeros(B, 3, dtype=dt, requires_grad=True)
-    idc = torch.zeros(n_id, dtype=dt, requires_grad=True)
+    start = pose if pose is not None else init_pose
+    start = torch.zeros(B, 6, dtype=dt) if start is None else torch.as_tensor(np.asarray(start), dtype=dt)
+    ang = (start[:, :3] / 10.0).clone().requires_grad_(pose is None)
+    trans = (start[:, 3:] / 0.05).clone().requires_grad_(pose is None)
+    if id_coeff is not None:
+        idc = torch.as_tensor(np.asarray(id_coeff)[:n_id], dtype=dt)
+        fit_id = False
+    else:
+        idc = torch.zeros(n_id, dtype=dt, requires_grad=True)
     expc = torch.zeros(B, n_exp, dtype=dt, requires_grad=True)
     use = list(range(N_LANDMARKS))
-    params = [ang, trans, expc] + ([idc] if fit_id else [])
+    params = ([ang, trans] if pose is None else []) + [expc] + ([idc] if fit_id else [])
 
     def full(idv, ev):
         i100 = torch.zeros(B, 100, dtype=dt)
@@ -69,7 +79,8 @@ def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id:
         return data + lambda_id * (idc ** 2).sum() * B + lambda_exp * (expc ** 2).sum() + bounds
 
     # stage 1: rigid pose only; stage 2: everything
-    for stage_params, n in (([ang, trans], iters // 2), (params, iters)):
+    stages = (([ang, trans], iters // 2), (params, iters)) if pose is None else ((params, iters),)
+    for stage_params, n in stages:
         opt = torch.optim.LBFGS(stage_params, lr=1.0, max_iter=n, line_search_fn="strong_wolfe",
                                 tolerance_grad=1e-10, tolerance_change=1e-12)
 

@@ -49,13 +49,16 @@ def _quiet_stderr():
 
 
 class LandmarkDetector:
-    """A reusable mediapipe FaceMesh (static images, refined irises, one face).
+    """A reusable mediapipe FaceMesh (refined irises).
 
     Call it on an RGB image (H, W, 3) uint8 (or float in [0, 1]); returns (478, 2) pixel coordinates,
     or (478, 3) with ``with_z=True`` (z in the same pixel units, negative = towards the camera), or None.
+    ``faces(image)`` returns every face found (up to ``max_faces``). ``video=True`` tracks from frame to
+    frame (mediapipe's video mode: frames must come in order), which is steadier on a video than
+    detecting each frame afresh.
     """
 
-    def __init__(self, min_detection_confidence: float = 0.5):
+    def __init__(self, min_detection_confidence: float = 0.5, max_faces: int = 1, video: bool = False):
         import warnings
 
         warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
@@ -65,19 +68,25 @@ class LandmarkDetector:
             raise UserError(f"mediapipe cannot be imported here ({e}): landmark detection needs the CPU "
                             f"environment from requirements.txt") from None
         with _quiet_stderr():  # mediapipe's C++ start-up log lines, which no setting turns off
-            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+            self._mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=int(max_faces),
+                                            refine_landmarks=True,
                                             min_detection_confidence=min_detection_confidence)
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # the first call logs too
 
-    def __call__(self, image, with_z: bool = False) -> np.ndarray | None:
+    def faces(self, image, with_z: bool = False) -> list[np.ndarray]:
+        """Every face found: a list of (478, 2) (or (478, 3)) pixel arrays, possibly empty."""
         rgb = _as_rgb_uint8(image)
         h, w = rgb.shape[:2]
         res = self._mesh.process(rgb)
-        if not res.multi_face_landmarks:
-            return None
-        lm = res.multi_face_landmarks[0].landmark
-        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm], np.float64)
-        return pts if with_z else pts[:, :2]
+        out = []
+        for face in res.multi_face_landmarks or []:
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], np.float64)
+            out.append(pts if with_z else pts[:, :2])
+        return out
+
+    def __call__(self, image, with_z: bool = False) -> np.ndarray | None:
+        found = self.faces(image, with_z)
+        return found[0] if found else None
 
     def close(self) -> None:
         self._mesh.close()
