@@ -5,7 +5,6 @@ The figures asserted were measured on two identities (benchmarks/RESULTS.md, "Yo
 thresholds leave a margin of about 1.5x over the worst one seen.
 """
 
-import json
 import subprocess
 
 import numpy as np
@@ -54,14 +53,15 @@ def test_prepared_folder_is_a_dataset_train_reads(prepared):
 
 
 def test_prepare_recovers_the_truth(truth, prepared):
-    """Measured (two identities): rotation error median 2.6-3.3 deg, mostly a constant ~3 deg pitch offset between
-    mediapipe's landmarks and the model's; translation 2.4-2.6 mm; jaw_open r 0.93-0.94; blinks r >= 0.84;
-    landmark NME 0.026. The issue's target of 1.5 deg is not met (RESULTS.md says why)."""
+    """Measured on four synthetic clips (this one, identity 2: 3.42 deg, 3.55 mm, jaw r 0.95, blinks r 0.94 / 0.95,
+    NME 0.028): rotation error median 2.6-3.4 deg, mostly a constant ~3 deg pitch offset between mediapipe's
+    landmarks and the model's; translation 2.2-3.6 mm; jaw_open r 0.93-0.95; blinks r >= 0.84; landmark NME
+    0.026-0.028. The issue's target of 1.5 deg is not met (RESULTS.md says why)."""
     _, clip = truth
     r = compare(prepared, clip, letterbox_of(clip.size[1]))
     assert r["frames"] == clip.n_frames
     assert r["rot_err_deg_median"] <= 5.0, r
-    assert r["trans_err_mm_median"] <= 4.0, r
+    assert r["trans_err_mm_median"] <= 6.0, r
     assert r["exp_corr"]["jaw_open"] >= 0.8, r
     assert max(r["exp_corr"]["blink_left"], r["exp_corr"]["blink_right"]) >= 0.7, r
     assert r["lmk_nme_median"] <= 0.04, r
@@ -129,22 +129,30 @@ def test_existing_output_is_refused_without_force(truth, tmp_path, capsys):
     assert (tmp_path / "me" / "keep.txt").read_text() == "mine"
 
 
-def test_variable_frame_rate_video(truth, tmp_path):
-    """A phone's variable frame rate: frame times jittered by up to 13 ms; prepare still gives 25 fps frames
-    covering the whole video."""
+def test_phone_quirks_variable_frame_rate_and_rotation(truth, tmp_path):
+    """A phone's variable frame rate (frame times jittered by up to 13 ms, in an mkv) still gives 25 fps frames
+    covering the whole video; a portrait video stored landscape with a rotation in its display matrix (what
+    phones write) is decoded upright."""
     import imageio_ffmpeg
 
-    root, clip = truth
-    vfr = tmp_path / "vfr.mkv"
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(root / "phone.mp4"), "-vf",
-           "setpts=PTS+0.013*mod(N\\,3)/TB", "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "30", "-c:a", "copy",
-           str(vfr)]
-    subprocess.run(cmd, check=True)
     from talklib.prepare.track import track
     from talklib.prepare.video import frames_25, open_video
 
+    root, clip = truth
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    vfr = tmp_path / "vfr.mkv"
+    subprocess.run([ff, "-v", "error", "-i", str(root / "phone.mp4"), "-vf", "setpts=PTS+0.013*mod(N\\,3)/TB",
+                    "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "30", "-c:a", "copy", str(vfr)], check=True)
     src = open_video(vfr)
     n = sum(len(b) for b in frames_25(src))
     assert abs(n - clip.n_frames) <= 2
-    tr = track(frames_25(src), progress=False)
-    assert tr.found.mean() > 0.95
+    assert track(frames_25(src), progress=False).found.mean() > 0.95
+    stored = tmp_path / "landscape.mp4"
+    subprocess.run([ff, "-v", "error", "-i", str(root / "phone.mp4"), "-vf", "transpose=2", "-c:v", "libx264",
+                    "-crf", "30", "-c:a", "copy", str(stored)], check=True)
+    rotated = tmp_path / "rotated.mov"
+    subprocess.run([ff, "-v", "error", "-display_rotation", "-90", "-i", str(stored), "-c", "copy", str(rotated)],
+                   check=True)
+    src = open_video(rotated)
+    assert (src.width, src.height) == (720, 1280)
+    assert track(frames_25(src), progress=False).found.mean() > 0.95

@@ -34,7 +34,7 @@ HOP = SAMPLE_RATE // FPS
 #: the synthetic speaker's small preset trains on 10 s; 1 to 5 minutes is what the papers use)
 MIN_SECONDS = 5.0
 #: the fitted mesh is rasterized at most this large (masks and colour samples), then masks are upsampled
-RASTER_SIZE = 256
+RASTER_SIZE = 128
 
 
 def _png(arr: np.ndarray, level: int = 1) -> bytes:
@@ -100,8 +100,6 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
                   min_seconds: float = MIN_SECONDS, extractors: str | Path | None = None,
                   name: str | None = None, progress: bool = True) -> Path:
     """Prepare ``video`` into the clip folder ``out`` (see the module docstring); returns ``out``."""
-    import torch
-
     from talklib.audio.io import load_audio
     from talklib.face3d.model import MorphableModel
     from talklib.outputs import output_lock, remove_stale, replace_dir, temp_name
@@ -127,11 +125,9 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
             raise UserError(f"{src.path.name} has no sound track: give the speech with --audio FILE (wav, flac, "
                             "mp3), recorded with this video")
         sound_from = "the video's sound track"
-    torch_threads = torch.get_num_threads()
     total = int(round(src.seconds * FPS)) or None
 
     tr = TR.track(frames_25(src), total, progress)
-    T = len(tr.found)
     keep, gaps = TR.plan_gaps(tr, max_gap)
     n_keep = int(keep.sum())
     if n_keep < min_seconds * FPS:
@@ -159,7 +155,6 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    torch.set_num_threads(torch_threads)
     return out
 
 
@@ -183,14 +178,13 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     lo = min(size, RASTER_SIZE)       # the mesh is rasterized at most this large; masks are upsampled
     cam_lo = F.Camera(cam.focal * lo / size, cam.cx * lo / size, cam.cy * lo / size, lo, cam.c2w_world)
     app = F.Appearance(t)
-    bg_every = max(1, n_keep // 60)
+    bg_every = max(1, n_keep // 24)
     bg_frames, bg_cover = [], []
     lmk2d_fit = np.zeros((n_keep, 478, 2), np.float32)
     lmk3d = np.zeros((n_keep, 478, 3), np.float32)
     head_alpha = np.zeros((n_keep, size, size), bool)
     kernel = np.ones((9, 9), np.uint8)
     outer_lips = list(MOUTH_40[:20])
-    src_index = np.flatnonzero(keep)
     j = 0     # kept frames written so far
     i0 = 0    # source frames seen so far
     with ThreadPoolExecutor(2) as pool, \

@@ -34,6 +34,8 @@ from talklib.face3d.render import vertex_normals
 
 CAMERA_DISTANCE_M = 0.6
 FOV_DEG = 22.0
+#: landmarks are fitted in the coordinates of a crop this large, whatever the dataset's size
+FIT_SIZE = 128
 
 
 @dataclass
@@ -69,6 +71,12 @@ def fit_geometry(t: dict, lmk: np.ndarray, cam: Camera, segments: list[tuple[int
     exp (T, 79), err_px (T,) mean landmark error of the final fit."""
     from tqdm.auto import tqdm
 
+    if cam.size != FIT_SIZE:     # the same fit at 128 px: the pose does not depend on the pixel scale, and
+        s = FIT_SIZE / cam.size  # so the optimiser's tolerances act alike whatever the dataset's size
+        small = Camera(cam.focal * s, cam.cx * s, cam.cy * s, FIT_SIZE, cam.c2w_world)
+        out = fit_geometry(t, lmk * s, small, segments, smooth, keyframes, iters, chunk, progress)
+        out["err_px"] = out["err_px"] / s
+        return out
     T = len(lmk)
     d = initial_distance(np.median(lmk, 0), cam.focal)
     init = np.zeros((T, 6), np.float32)
