@@ -24,7 +24,8 @@ TEXT = ("The quick brown fox jumps over the lazy dog. A stitch in time saves nin
 def truth(tmp_path_factory):
     """A synthetic clip of identity 2 (about 8 s) and its phone-style video (30 fps, 720x1280, lossy)."""
     root = tmp_path_factory.mktemp("prepare")
-    assert main(["synth", "--out", str(root / "truth"), "--text", TEXT, "--identity", "2", "--seed", "3"]) == 0
+    assert main(["synth", "--out", str(root / "truth"), "--text", TEXT, "--identity", "2", "--seed", "3",
+                 "-p", "synth_views=yaw_p30"]) == 0     # one novel view only: the test reads the front one
     clip = load_clip(root / "truth")
     phone_style(clip.frames(), clip.audio(), root / "phone.mp4")
     return root, clip
@@ -53,10 +54,10 @@ def test_prepared_folder_is_a_dataset_train_reads(prepared):
 
 
 def test_prepare_recovers_the_truth(truth, prepared):
-    """Measured on four synthetic clips (this one, identity 2: 3.42 deg, 3.55 mm, jaw r 0.95, blinks r 0.94 / 0.95,
-    NME 0.028): rotation error median 2.6-3.4 deg, mostly a constant ~3 deg pitch offset between mediapipe's
-    landmarks and the model's; translation 2.2-3.6 mm; jaw_open r 0.93-0.95; blinks r >= 0.84; landmark NME
-    0.026-0.028. The issue's target of 1.5 deg is not met (RESULTS.md says why)."""
+    """Measured on five synthetic clips (this one, identity 2: 3.39 deg, 3.54 mm, jaw r 0.95, blinks r 0.95 / 0.95,
+    NME 0.027): rotation error median 2.5-3.4 deg on four, 8.4 deg on identity 3 with seed 3's look, mostly a
+    constant pitch offset between mediapipe's landmarks and the model's; translation 2.2-4.0 mm; jaw_open r
+    0.92-0.96; landmark NME 0.025-0.032. The issue's target of 1.5 deg is not met (RESULTS.md says why)."""
     _, clip = truth
     r = compare(prepared, clip, letterbox_of(clip.size[1]))
     assert r["frames"] == clip.n_frames
@@ -133,6 +134,8 @@ def test_phone_quirks_variable_frame_rate_and_rotation(truth, tmp_path):
     """A phone's variable frame rate (frame times jittered by up to 13 ms, in an mkv) still gives 25 fps frames
     covering the whole video; a portrait video stored landscape with a rotation in its display matrix (what
     phones write) is decoded upright."""
+    from itertools import islice
+
     import imageio_ffmpeg
 
     from talklib.prepare.track import track
@@ -146,7 +149,7 @@ def test_phone_quirks_variable_frame_rate_and_rotation(truth, tmp_path):
     src = open_video(vfr)
     n = sum(len(b) for b in frames_25(src))
     assert abs(n - clip.n_frames) <= 2
-    assert track(frames_25(src), progress=False).found.mean() > 0.95
+    assert track(islice(frames_25(src), 3), progress=False).found.all()
     stored = tmp_path / "landscape.mp4"
     subprocess.run([ff, "-v", "error", "-i", str(root / "phone.mp4"), "-vf", "transpose=2", "-c:v", "libx264",
                     "-crf", "30", "-c:a", "copy", str(stored)], check=True)
@@ -155,4 +158,4 @@ def test_phone_quirks_variable_frame_rate_and_rotation(truth, tmp_path):
                    check=True)
     src = open_video(rotated)
     assert (src.width, src.height) == (720, 1280)
-    assert track(frames_25(src), progress=False).found.mean() > 0.95
+    assert track(islice(frames_25(src), 3), progress=False).found.all()

@@ -33,18 +33,21 @@ HOP = SAMPLE_RATE // FPS
 #: the shortest video ``prepare`` accepts, seconds with a visible face (the NeRF holds out 1/11 of the frames;
 #: the synthetic speaker's small preset trains on 10 s; 1 to 5 minutes is what the papers use)
 MIN_SECONDS = 5.0
-#: the fitted mesh is rasterized at most this large (masks and colour samples), then masks are upsampled
+#: the fitted mesh is rasterized (for the colour samples of albedo and light) at most this large, on every
+#: APPEARANCE_EVERY-th frame; the masks are its silhouette filled at full size on every frame
 RASTER_SIZE = 128
+APPEARANCE_EVERY = 4
 
 
 def _png(arr: np.ndarray, level: int = 1) -> bytes:
-    import io
+    """PNG bytes of an RGB (H, W, 3) or grey (H, W) uint8 image (OpenCV's encoder: it releases the GIL)."""
+    import cv2
 
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=level)
-    return buf.getvalue()
+    img = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
 
 
 def segments_of(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -140,7 +143,8 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
     model = MorphableModel.from_asset()
     t = model.tensors()
     geo = F.fit_geometry(t, lmk, cam, segs, smooth=smooth, progress=progress)
-    key = np.unique(np.linspace(0, n_keep - 1, min(32, n_keep)).round().astype(int))
+    sampled = (n_keep - 1) // APPEARANCE_EVERY + 1       # frames with colour samples: 0, 4, 8, ...
+    key = APPEARANCE_EVERY * np.unique(np.linspace(0, sampled - 1, min(32, sampled)).round().astype(int))
 
     remove_stale(out)
     with output_lock(out):
@@ -175,7 +179,8 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     for d in ("ori_imgs", "masks/front", "masks_face", "masks_mouth", "gt"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     n_keep = len(lmk)
-    lo = min(size, RASTER_SIZE)       # the mesh is rasterized at most this large; masks are upsampled
+    lo = min(size, RASTER_SIZE)       # the mesh is rasterized at most this large for the colour samples
+    faces = t["faces"].numpy()
     cam_lo = F.Camera(cam.focal * lo / size, cam.cx * lo / size, cam.cy * lo / size, lo, cam.c2w_world)
     app = F.Appearance(t)
     bg_every = max(1, n_keep // 24)
@@ -197,16 +202,16 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
                 continue
             crops = TR.crop_frames(batch[sel], box, size)
             b = len(crops)
-            small = crops if lo == size else np.stack([cv2.resize(c, (lo, lo), interpolation=cv2.INTER_AREA)
-                                                        for c in crops])
-            g = F.rasterize_fit(t, geo["id"], geo["exp"][j:j + b], geo["pose"][j:j + b], cam_lo)
-            app.add(small, g)
-            alpha = g["alpha"].numpy()
-            if lo != size:
-                alpha = np.stack([cv2.resize(a.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) > 0.5
-                                  for a in alpha])
-            lmk2d_fit[j:j + b], lmk3d[j:j + b] = g["lmk2d"] * (size / lo), g["lmk3d"]
+            proj = F.project_fit(t, geo["id"], geo["exp"][j:j + b], geo["pose"][j:j + b], cam)
+            alpha = F.silhouettes(proj["pix"], faces, size)
+            lmk2d_fit[j:j + b], lmk3d[j:j + b] = proj["lmk2d"], proj["lmk3d"]
             head_alpha[j:j + b] = alpha
+            pick = [k for k in range(b) if (j + k) % APPEARANCE_EVERY == 0]    # colour samples, at <= 128 px
+            if pick:
+                small = crops[pick] if lo == size else np.stack([cv2.resize(crops[k], (lo, lo),
+                                                                            interpolation=cv2.INTER_AREA) for k in pick])
+                sel_k = [j + k for k in pick]
+                app.add(small, F.rasterize_fit(t, geo["id"], geo["exp"][sel_k], geo["pose"][sel_k], cam_lo), sel_k)
             face = np.stack([_fill(lmk[j + k][list(FACE_OVAL)], size) for k in range(b)]) & alpha
             mouth = np.stack([_fill(lmk[j + k][outer_lips], size) for k in range(b)])
             for k in range(b):
@@ -231,7 +236,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     if i0 != len(keep) or j != n_keep:
         raise UserError(f"{src.path.name} decoded to {i0} frames the second time but {len(keep)} the first: the "
                         "file changed while it was read, or it is damaged; copy it again and retry")
-    alb, illu = app.solve(key)
+    alb, illu = app.solve(key, n_keep)
     bg, hole = background_from(bg_frames, bg_cover)
     (tmp / "bc.png").write_bytes(_png(bg, 3))
     return {"alb": alb, "illu": illu, "lmk2d_fit": lmk2d_fit, "lmk3d": lmk3d, "rects": _rects(head_alpha),

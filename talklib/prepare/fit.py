@@ -103,6 +103,31 @@ def fit_geometry(t: dict, lmk: np.ndarray, cam: Camera, segments: list[tuple[int
     return {"id": ident, "pose": pose, "pose_raw": pose_raw, "exp": exp, "err_px": err}
 
 
+def project_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
+    """The fitted mesh of B frames projected: every vertex's pixel (B, V, 2), the 478 landmarks (B, 478, 2)
+    and their 3D positions in the world frame (B, 478, 3)."""
+    B = len(exp)
+    with torch.no_grad():
+        idc = torch.as_tensor(np.repeat(ident[None], B, 0))
+        verts = apply_pose(MorphableModel.shape(t, idc, torch.as_tensor(exp)), torch.as_tensor(pose))
+        c2w = torch.as_tensor(cam.c2w_world, dtype=torch.float32).expand(B, -1, -1)
+        pix, _ = project(verts, c2w, cam.focal, cam.cx, cam.cy)
+    return {"pix": pix.numpy(), "lmk2d": pix[:, :478].numpy(), "lmk3d": verts[:, :478].numpy()}
+
+
+def silhouettes(pix: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """(B, size, size) bool: the pixels the mesh covers (the union of its projected triangles; what a
+    rasterizer's coverage is), filled with OpenCV at 1/16 pixel precision, pixel centres at +0.5."""
+    import cv2
+
+    out = np.zeros((len(pix), size, size), np.uint8)
+    tri = np.ascontiguousarray(np.round((pix[:, faces] - 0.5) * 16), dtype=np.int32)    # (B, F, 3, 2)
+    for b in range(len(pix)):
+        for poly in tri[b]:
+            cv2.fillConvexPoly(out[b], poly, 1, lineType=cv2.LINE_8, shift=4)
+    return out.astype(bool)
+
+
 def rasterize_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
     """The fitted mesh of B frames at the crop size: face index, barycentrics, normals per pixel, alpha,
     the 478 projected landmarks (B, 478, 2) and 3D landmarks (B, 478, 3) in the world frame."""
@@ -125,11 +150,11 @@ class Appearance:
         self.t = t
         self.samples = int(samples)
         self.rng = np.random.default_rng(seed)
-        self.rows: list[dict] = []
+        self.rows: dict[int, dict] = {}
         self.mouth = t["mouth_face"]
 
-    def add(self, frames: np.ndarray, geo: dict) -> None:
-        """frames (B, S, S, 3) uint8 and ``rasterize_fit``'s result for them."""
+    def add(self, frames: np.ndarray, geo: dict, index) -> None:
+        """frames (B, S, S, 3) uint8, ``rasterize_fit``'s result for them, and their frame numbers (B,)."""
         t = self.t
         face, bary = geo["face"], geo["bary"]
         uv = interpolate(t["uv"][None].expand(len(frames), -1, -1), face=face, bary=bary, faces=t["faces"])
@@ -141,11 +166,10 @@ class Appearance:
         for k in range(len(frames)):
             ij = torch.nonzero(skin[k]).numpy()
             if len(ij) == 0:
-                self.rows.append(None)
                 continue
             pick = ij[self.rng.choice(len(ij), min(self.samples, len(ij)), replace=False)]
             i, j = pick[:, 0], pick[:, 1]
-            self.rows.append({"rgb": frames[k, i, j].astype(np.float32) / 255.0,
+            self.rows[int(index[k])] = ({"rgb": frames[k, i, j].astype(np.float32) / 255.0,
                               "tex": tex[k, i, j].numpy(), "sh": sh_basis(nrm[k, i, j]).numpy(),
                               "face": face[k, i, j].numpy(), "bary": bary[k, i, j].numpy()})
 
@@ -155,10 +179,13 @@ class Appearance:
         basis = self.t["alb_basis"].numpy()                                         # (100, V, 3)
         return np.einsum("nc,kncd->nkd", row["bary"], basis[:, corners])
 
-    def solve(self, key: np.ndarray, ridge_illu: float = 1e-3, ridge_alb: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """f_alb (100,) for the clip and f_illu (T, 27) per frame (frames without samples take the mean)."""
-        T = len(self.rows)
-        ok = [k for k in range(T) if self.rows[k] is not None]
+    def solve(self, key: np.ndarray, T: int, ridge_illu: float = 1e-3, ridge_alb: float = 1.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """f_alb (100,) for the clip (fitted on the ``key`` frames that have samples) and f_illu (T, 27) per
+        frame of ``T`` (frames without samples: interpolated in time)."""
+        ok = sorted(self.rows)
+        if not ok:
+            raise ValueError("no colour samples: the fitted mesh covers no pixel of any sampled frame")
 
         def illu_of(alb: np.ndarray) -> np.ndarray:
             L = np.zeros((T, 3, 9), np.float64)
@@ -169,13 +196,15 @@ class Appearance:
                 for c in range(3):
                     A = base[:, c:c + 1] * r["sh"]                                   # (n, 9)
                     L[k, c] = np.linalg.solve(A.T @ A + ridge_illu * np.eye(9), A.T @ r["rgb"][:, c])
-            if len(ok) < T:
-                L[[k for k in range(T) if self.rows[k] is None]] = L[ok].mean(0)
+            if len(ok) < T:     # frames without samples: light interpolated in time between sampled frames
+                flat = L[ok].reshape(len(ok), -1)
+                L = np.stack([np.interp(np.arange(T), ok, flat[:, c]) for c in range(flat.shape[1])], 1)
+                L = L.reshape(T, 3, 9)
             return L
 
         L = illu_of(np.zeros(100))
         AtA, Atb = np.zeros((100, 100)), np.zeros(100)
-        for k in (k for k in key if self.rows[k] is not None):
+        for k in (k for k in key if k in self.rows):
             r = self.rows[k]
             shading = np.einsum("ns,cs->nc", r["sh"], L[k])      # (n, 3)
             M = np.einsum("nkd,nd->nkd", self._gain_basis(r), r["tex"] * shading)   # (n, 100, 3)

@@ -40,8 +40,15 @@ def _extent(pts: np.ndarray) -> float:
     return float((hi - lo).prod())
 
 
+#: frames are shrunk to at most this many pixels on their longer side before mediapipe sees them: its face
+#: mesh reads a 192x192 crop of the face whatever the frame's size, so only the frame's conversion costs more
+DETECT_SIDE = 640
+
+
 def track(batches, total: int | None = None, progress: bool = True) -> Tracking:
-    """Landmarks of the largest face in every frame of ``batches`` ((b, H, W, 3) uint8, in order)."""
+    """Landmarks of the largest face in every frame of ``batches`` ((b, H, W, 3) uint8, in order), in the
+    frames' pixels."""
+    import cv2
     from tqdm.auto import tqdm
 
     from talklib.face3d.landmarks import LandmarkDetector
@@ -52,8 +59,12 @@ def track(batches, total: int | None = None, progress: bool = True) -> Tracking:
             tqdm(total=total, unit="frame", desc="landmarks", disable=not progress, leave=False) as bar:
         for batch in batches:
             size = batch.shape[1:3]
+            shrink = min(1.0, DETECT_SIDE / max(size))
+            dsize = (round(size[1] * shrink), round(size[0] * shrink))
             for frame in batch:
-                got = det.faces(frame)
+                if shrink < 1.0:
+                    frame = cv2.resize(frame, dsize, interpolation=cv2.INTER_AREA)
+                got = [g * np.array([size[1] / dsize[0], size[0] / dsize[1]]) for g in det.faces(frame)]
                 faces.append(len(got))
                 if got:
                     best = max(got, key=_extent)
@@ -114,23 +125,25 @@ def crop_box(landmarks: np.ndarray, scale: float = CROP_SCALE, raise_: float = C
 
 
 def crop_frames(batch: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
-    """Crop ``box`` (x0, y0, side) out of (b, H, W, 3) frames and resize to ``size`` squared; parts of the box
-    outside the frame repeat its edge pixels."""
-    from PIL import Image
+    """Crop ``box`` (x0, y0, side) out of (b, H, W, 3) frames and resize to ``size`` squared (area-averaged
+    when shrinking, bilinear when growing; exact to the sub-pixel); parts of the box outside the frame repeat
+    its edge pixels."""
+    import cv2
 
     x0, y0, side = box
-    H, W = batch.shape[1:3]
-    ix0, iy0 = int(np.floor(x0)), int(np.floor(y0))
-    s = int(np.ceil(side))
-    pad = max(0, -ix0, -iy0, ix0 + s - W, iy0 + s - H)
+    k = size / side
+    # source pixel i (centre i + 0.5) lands on output j with j + 0.5 = k (i + 0.5 - x0)
+    M = np.array([[k, 0.0, k * (0.5 - x0) - 0.5], [0.0, k, k * (0.5 - y0) - 0.5]], np.float64)
+    pre = max(1, int(np.floor(1.0 / k)))   # warpAffine has no area filter: shrink by an integer first
     out = np.empty((len(batch), size, size, 3), np.uint8)
-    for k, f in enumerate(batch):
-        if pad:
-            f = np.pad(f, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        # sub-pixel placement: PIL's affine crop keeps the exact box
-        box_px = (x0 + pad, y0 + pad, x0 + pad + side, y0 + pad + side)
-        out[k] = np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR, box=box_px,
-                                                      reducing_gap=None if side < 2 * size else 2.0))
+    for n, f in enumerate(batch):
+        P = M
+        if pre > 1:
+            g = cv2.resize(f, (f.shape[1] // pre, f.shape[0] // pre), interpolation=cv2.INTER_AREA)
+            sx, sy = f.shape[1] / g.shape[1], f.shape[0] / g.shape[0]
+            P = M @ np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+            f = g
+        out[n] = cv2.warpAffine(f, P, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
