@@ -103,15 +103,21 @@ def fit_geometry(t: dict, lmk: np.ndarray, cam: Camera, segments: list[tuple[int
     return {"id": ident, "pose": pose, "pose_raw": pose_raw, "exp": exp, "err_px": err}
 
 
-def project_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
-    """The fitted mesh of B frames projected: every vertex's pixel (B, V, 2), the 478 landmarks (B, 478, 2)
-    and their 3D positions in the world frame (B, 478, 3)."""
+def _posed(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera):
+    """World vertices (B, V, 3), their pixels (B, V, 2) and depths (B, V) of the fitted mesh of B frames."""
     B = len(exp)
     with torch.no_grad():
         idc = torch.as_tensor(np.repeat(ident[None], B, 0))
         verts = apply_pose(MorphableModel.shape(t, idc, torch.as_tensor(exp)), torch.as_tensor(pose))
         c2w = torch.as_tensor(cam.c2w_world, dtype=torch.float32).expand(B, -1, -1)
-        pix, _ = project(verts, c2w, cam.focal, cam.cx, cam.cy)
+        pix, depth = project(verts, c2w, cam.focal, cam.cx, cam.cy)
+    return verts, pix, depth
+
+
+def project_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
+    """The fitted mesh of B frames projected: every vertex's pixel (B, V, 2), the 478 landmarks (B, 478, 2)
+    and their 3D positions in the world frame (B, 478, 3)."""
+    verts, pix, _ = _posed(t, ident, exp, pose, cam)
     return {"pix": pix.numpy(), "lmk2d": pix[:, :478].numpy(), "lmk3d": verts[:, :478].numpy()}
 
 
@@ -131,12 +137,8 @@ def silhouettes(pix: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
 def rasterize_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
     """The fitted mesh of B frames at the crop size: face index, barycentrics, normals per pixel, alpha,
     the 478 projected landmarks (B, 478, 2) and 3D landmarks (B, 478, 3) in the world frame."""
-    B = len(exp)
+    verts, pix, depth = _posed(t, ident, exp, pose, cam)
     with torch.no_grad():
-        idc = torch.as_tensor(np.repeat(ident[None], B, 0))
-        verts = apply_pose(MorphableModel.shape(t, idc, torch.as_tensor(exp)), torch.as_tensor(pose))
-        c2w = torch.as_tensor(cam.c2w_world, dtype=torch.float32).expand(B, -1, -1)
-        pix, depth = project(verts, c2w, cam.focal, cam.cx, cam.cy)
         face, bary, _ = rasterize(pix, depth, t["faces"], cam.size, cam.size)
         normals = vertex_normals(verts, t["faces"])
     return {"verts": verts, "face": face, "bary": bary, "normals": normals, "alpha": face >= 0,
