@@ -1,7 +1,7 @@
 """``python -m talklib prepare --video talk.mp4 --out data/me``: your own video as a training set.
 
     python -m talklib prepare --video talk.mp4 --out data/me [--preset small|full | --size N]
-        [--audio speech.wav] [--extractors runs/small/.../aud_extractors.pt] [--force]
+        [--audio speech.wav] [--extractors data/synthetic/small/clips/id00_train/aud_extractors.pt] [--force]
 
 Any video ffmpeg reads (mp4, mov, webm, mkv; any frame rate, portrait or landscape, any size) becomes a
 clip folder in talklib's AD-NeRF layout that ``train``, ``render --checkpoint``, ``eval`` and the
@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=None, help="frame size in pixels (overrides the preset's)")
     p.add_argument("--audio", default=None, help="the speech as a separate file, for a video without sound")
     p.add_argument("--extractors", default=None,
-                   help="aud_extractors.pt from notebook 02 (in runs/NAME/...): also write SpeechSplit codes, "
+                   help="aud_extractors.pt that notebook 02 wrote into a clip folder (e.g. "
+                        "data/synthetic/small/clips/id00_train): also write SpeechSplit codes, "
                         "recogniser posteriors and f_a, so a_content / deepspeech / f_a conditions can train")
     p.add_argument("--max-gap", type=int, default=5,
                    help="face lost for at most this many frames: interpolated; longer: those frames are dropped")
