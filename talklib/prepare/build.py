@@ -108,7 +108,8 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
     from talklib.outputs import output_lock, remove_stale, replace_dir, temp_name
     from talklib.prepare import fit as F
     from talklib.prepare import track as TR
-    from talklib.prepare.video import frames_25, open_video, source_audio
+    from talklib.data.video import read_video_audio
+    from talklib.prepare.video import frames_25, open_video
 
     out = Path(out)
     check_out(out, force)
@@ -123,7 +124,7 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
         sound = load_audio(audio)
         sound_from = str(audio)
     else:
-        sound = source_audio(src.path) if src.has_audio else None
+        sound = read_video_audio(src.path) if src.has_audio else None
         if sound is None:
             raise UserError(f"{src.path.name} has no sound track: give the speech with --audio FILE (wav, flac, "
                             "mp3), recorded with this video")
@@ -153,7 +154,7 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
             shutil.rmtree(tmp)
         try:
             made = _write(tmp, src, keep, box, lmk, geo, cam, t, key, size, progress)
-            _finish(tmp, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, made, cam, size, extractors,
+            _finish(tmp, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, made, t, cam, size, extractors,
                     name or src.path.stem, started)
             replace_dir(tmp, out)
         except BaseException:
@@ -258,7 +259,7 @@ def _rects(alpha: np.ndarray) -> np.ndarray:
     return face_rects(alpha.astype(np.uint8) * 255)
 
 
-def _finish(tmp: Path, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, made, cam, size, extractors, name,
+def _finish(tmp: Path, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, made, t, cam, size, extractors, name,
             started) -> None:
     """Estimates, sound, features, transforms, dataset.json and the report."""
     import soundfile as sf
@@ -323,7 +324,6 @@ def _finish(tmp: Path, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, ma
     n_train = int(np.ceil(T * 10 / 11))
     (tmp / "transforms_train.json").write_text(json.dumps({**tf, "frames": frames[:n_train]}) + "\n")
     (tmp / "transforms_val.json").write_text(json.dumps({**tf, "frames": frames[n_train:]}) + "\n")
-    dropped = [g for g in gaps if g["action"] == "dropped"]
     info = {"video": str(src.path), "source_size": [src.width, src.height], "source_fps": src.fps,
             "source_seconds": src.seconds, "source_frames_25fps": len(keep), "kept_frames": T,
             "crop": {"x0": box[0], "y0": box[1], "side": box[2]}, "gaps": gaps, "notes": tr.notes,
@@ -346,7 +346,7 @@ def _finish(tmp: Path, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, ma
     desc = json.loads((tmp / "dataset.json").read_text())
     desc["prepare"]["seconds_taken"] = info["seconds_taken"]
     (tmp / "dataset.json").write_text(json.dumps(desc, indent=1) + "\n")
-    write_report(tmp, tr, keep, gaps, box, lmk, lmk2d_fit, geo, dropped)
+    write_report(tmp, tr, box, lmk, lmk2d_fit, geo, t, cam)
 
 
 def _learned_features(tmp: Path, audio: np.ndarray, T: int, bundle_path: Path, feats: dict) -> None:

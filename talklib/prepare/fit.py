@@ -135,14 +135,13 @@ def silhouettes(pix: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
 
 
 def rasterize_fit(t: dict, ident: np.ndarray, exp: np.ndarray, pose: np.ndarray, cam: Camera) -> dict:
-    """The fitted mesh of B frames at the crop size: face index, barycentrics, normals per pixel, alpha,
-    the 478 projected landmarks (B, 478, 2) and 3D landmarks (B, 478, 3) in the world frame."""
+    """The fitted mesh of B frames rasterized at the camera's size: face index (B, S, S) (-1 = none),
+    barycentrics (B, S, S, 3) and the vertex normals (B, V, 3), what ``Appearance.add`` reads."""
     verts, pix, depth = _posed(t, ident, exp, pose, cam)
     with torch.no_grad():
         face, bary, _ = rasterize(pix, depth, t["faces"], cam.size, cam.size)
         normals = vertex_normals(verts, t["faces"])
-    return {"verts": verts, "face": face, "bary": bary, "normals": normals, "alpha": face >= 0,
-            "lmk2d": pix[:, :478].numpy(), "lmk3d": verts[:, :478].numpy()}
+    return {"face": face, "bary": bary, "normals": normals}
 
 
 class Appearance:

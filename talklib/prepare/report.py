@@ -22,31 +22,21 @@ def _png_b64(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _samples_figure(folder: Path, lmk, lmk2d_fit, geo, n: int = 6):
+def _samples_figure(folder: Path, lmk, lmk2d_fit, geo, t, cam, n: int = 6):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
     from PIL import Image
 
-    from talklib.face3d.camera import apply_pose, project
-    from talklib.face3d.model import MorphableModel
-    from talklib.prepare.fit import CAMERA_DISTANCE_M
+    from talklib.prepare.fit import project_fit
 
-    meta_cam = __import__("json").loads((folder / "dataset.json").read_text())["camera"]
     T = len(lmk)
     idx = np.unique(np.linspace(0, T - 1, min(n, T)).round().astype(int))
-    t = MorphableModel.from_asset().tensors()
-    with torch.no_grad():
-        verts = apply_pose(MorphableModel.shape(t, torch.as_tensor(np.repeat(geo["id"][None], len(idx), 0)),
-                                                torch.as_tensor(geo["exp"][idx])), torch.as_tensor(geo["pose"][idx]))
-        c2w = torch.eye(4).expand(len(idx), -1, -1).clone()
-        c2w[:, 2, 3] = CAMERA_DISTANCE_M
-        pix, _ = project(verts, c2w, meta_cam["focal_len"], meta_cam["cx"], meta_cam["cy"])
+    pix = project_fit(t, geo["id"], geo["exp"][idx], geo["pose"][idx], cam)["pix"]
     faces = t["faces"].numpy()
     fig, axes = plt.subplots(1, len(idx), figsize=(2.6 * len(idx), 2.8))
-    for ax, k, p in zip(np.atleast_1d(axes), idx, pix.numpy()):
+    for ax, k, p in zip(np.atleast_1d(axes), idx, pix):
         ax.imshow(np.asarray(Image.open(folder / "ori_imgs" / f"{k}.png")))
         ax.triplot(p[:, 0], p[:, 1], faces, color="white", lw=0.25, alpha=0.6)
         ax.scatter(lmk[k, :, 0], lmk[k, :, 1], s=0.6, c="lime")
@@ -89,8 +79,9 @@ def _error_figure(geo, found):
     return fig
 
 
-def write_report(folder: Path, tr, keep, gaps, box, lmk, lmk2d_fit, geo, dropped) -> Path:
-    """Write ``folder / prepare_report.html``; returns its path."""
+def write_report(folder: Path, tr, box, lmk, lmk2d_fit, geo, t, cam) -> Path:
+    """Write ``folder / prepare_report.html``; returns its path. t: the model's tensors, cam: the
+    ``talklib.prepare.fit.Camera`` of the fit."""
     import json
 
     import matplotlib.pyplot as plt
@@ -98,7 +89,7 @@ def write_report(folder: Path, tr, keep, gaps, box, lmk, lmk2d_fit, geo, dropped
     meta = json.loads((folder / "dataset.json").read_text())
     info = meta["prepare"]
     figs = [("Sample frames: detected landmarks (green), fitted mesh (white) and its landmarks (red)",
-             _samples_figure(folder, lmk, lmk2d_fit, geo)),
+             _samples_figure(folder, lmk, lmk2d_fit, geo, t, cam)),
             ("Head pose: as fitted per frame (grey) and smoothed over time (blue)", _pose_figure(geo)),
             ("Fit error and face tracking", _error_figure(geo, tr.found))]
     parts = []
@@ -106,7 +97,7 @@ def write_report(folder: Path, tr, keep, gaps, box, lmk, lmk2d_fit, geo, dropped
         parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{_png_b64(fig)}'>")
         plt.close(fig)
     rows = "".join(f"<tr><td>{g['start']}</td><td>{g['end'] - 1}</td><td>{g['frames'] / 25:.2f} s</td>"
-                   f"<td>{g['action']}</td></tr>" for g in gaps) or "<tr><td colspan=4>none: the face was found in "\
+                   f"<td>{g['action']}</td></tr>" for g in info["gaps"]) or "<tr><td colspan=4>none: the face was found in "\
                                                                       "every frame</td></tr>"
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in info["notes"])
     lost = int((~tr.found).sum())

@@ -5,8 +5,8 @@ returns a ``Source``: its size after rotation, frame rate, duration and whether 
 ``frames_25(source)`` decodes it at exactly 25 frames per second, as a stream: ffmpeg's ``fps`` filter
 picks, for every 40 ms tick, the frame shown at that time, so a 30 fps, 60 fps or variable-frame-rate
 phone video becomes the 25 fps timeline the datasets use (frame i covers audio [i/25, (i+1)/25) s).
-Phone rotation metadata is applied by ffmpeg (portrait stays portrait). ``source_audio`` gives the
-sound as 16 kHz mono.
+Phone rotation metadata is applied by ffmpeg (portrait stays portrait). The sound is read by
+``talklib.data.video.read_video_audio``.
 
 ``phone_style(frames, audio, out)`` is the other direction, for tests and benchmarks: it turns a
 synthetic clip into what a phone would give (another frame rate, portrait 720x1280 with the square
@@ -101,16 +101,6 @@ def frames_25(source: Source, batch: int = 16):
         last = err.strip().splitlines()[-1] if err.strip() else "no frames"
         raise UserError(f"no frame of {source.path} could be decoded ({last}): the file is damaged or truncated; "
                         "give the complete video")
-
-
-def source_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray | None:
-    """The first sound track as float32 mono at ``sample_rate`` (None when there is none)."""
-    cmd = [_ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1",
-           "-ar", str(int(sample_rate)), "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if len(proc.stdout) < 2:
-        return None
-    return np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
 
 
 def phone_style(frames: np.ndarray, audio: np.ndarray | None, out: str | Path, fps: float = 30.0,
