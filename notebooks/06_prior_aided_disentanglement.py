@@ -603,8 +603,8 @@ for r in scores.values():
 # the rows, not the values.
 
 # %%
-PAPER = {"ground truth": (None, None, None, None, 2.729), "use ent. aud.": (0.796, 0.046, 69.1, 3.001, 1.412),
-         "use spe. aud.": (0.808, 0.044, 72.7, 2.794, 1.699), "use dis. aud.": (0.819, 0.041, 72.4, 2.637, 1.721)}
+from talklib.scorecard.papers import TALKER_T2 as PAPER  # noqa: E402  (the paper's numbers, one copy)
+
 rows = []
 for name, (ps, pl, pa_, pm, pc) in PAPER.items():
     r = scores.get(name, {"lse_c": truth["lse_c"]})

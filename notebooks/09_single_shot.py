@@ -480,9 +480,8 @@ display(Video(str(mp4), embed=True, width=4 * s3d_size))
 # (Sec. 4.4) is written out and checked on this run's numbers.
 
 # %%
-T3 = {"ND": (0.744, 0.278, 3.475, 3.507, 0.165, 5.201), "FCD": (0.834, 0.242, 2.855, 3.196, 0.246, 6.106),
-      "w/o Deform": (0.556, 0.457, None, None, 0.140, 0.240), "w/o Lip Sync": (0.801, 0.263, 3.276, 3.342, 0.255, 5.649),
-      "S3D-NeRF": (0.829, 0.258, 2.799, 2.929, 0.263, 6.514)}
+from talklib.scorecard.papers import S3D_T3 as T3  # noqa: E402  (the paper's numbers, one copy)
+
 fmt = lambda v: "N/A" if v is None else f"{v:.3f}"  # noqa: E731
 lines = ["| row | paper SSIM | paper LPIPS | paper F-LMD | paper M-LMD | paper CPBD | paper Sync | our SSIM | our LPIPS | "
          "our F-LMD | our M-LMD | our CPBD | our Sync | our PSNR |", "|" + "---|" * 14]
@@ -566,8 +565,8 @@ t0 = time.perf_counter()
 _ = np.concatenate(list(DR.talk(full, ident, fs.audio, fs.c2w[: fs.n_frames], batch=16)))
 s3d_fps = fs.n_frames / (time.perf_counter() - t0)
 nerf_score, s3d_score = mean_of(score_each([nerf_frames], [0])), mean_of(each["S3D-NeRF"][:1])   # 09.8 scored it
-T2 = {"ER-NeRF (paper)": (0.884, 0.068, 1.659, 1.158, 0.239, 6.781, 29, 4.5),
-      "S3D-NeRF (paper)": (0.852, 0.104, 1.493, 2.019, 0.244, 7.118, 9.5, 0.01)}
+from talklib.scorecard.papers import S3D_T2 as T2  # noqa: E402  (the paper's numbers, one copy)
+
 ours2 = {f"talklib per-speaker NeRF, {s3d_nerf_steps} steps (ours)": (
              nerf_score["ssim_size"], nerf_score["lpips"], nerf_score["m_lmd"],
              nerf_score["f_lmd"], nerf_score["cpbd"], nerf_score["lse_c"], nerf_fps, fit_s / 3600),
