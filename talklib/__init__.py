@@ -2,7 +2,7 @@
 
 Subpackages, in the order imports flow (a module imports only from those above it):
 config, outputs, checkpoint, runtime -> data -> face3d, audio -> speaker -> sync -> condition
--> nerf -> codebook, motion -> metrics -> pipeline, train, render, cli.
+-> nerf -> codebook, motion, oneshot -> metrics -> pipeline, train, render, scorecard, cli.
 """
 
 __version__ = "0.1.0"

@@ -226,6 +226,11 @@ PARAMS: list[Param] = [
           "Table 3's rows to train (full, nd, fcd, none = w/o Deform, nosync = w/o Lip Sync)"),
     Param("s3d_nerf_steps", int, 200, 3000, "steps of the per-speaker NeRF fitted to a held-out identity (Table 2)"),
     Param("s3d_score_frames", int, 50, 0, "frames of each held-out identity's test clip scored in Tables 2-3 (0 = all)"),
+    # --- 10: the scorecard (issue 20) -----------------------------------------------------------------
+    Param("score_frames", int, 64, 0, "testA frames each system renders and is scored on in the side-by-side benchmark "
+          "(0 = all)"),
+    Param("score_runs", str, "", "", "other run folders, comma-separated (e.g. runs/full), whose tables the scorecard "
+          "shows beside this run's; empty: this run only"),
 ]
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -317,6 +322,14 @@ class Path_(Rule):
         return bool(value.strip()) and not any(c in value for c in "\n\r\0")
 
 
+class Paths(Rule):
+    form = "nothing, or comma-separated folder paths"
+
+    def ok(self, value):
+        parts = [x.strip() for x in value.split(",")]
+        return value.strip() == "" or all(x and not any(c in x for c in "\n\r\0") for x in parts)
+
+
 class Device(Rule):
     form = "auto, cpu, cuda or cuda:N"
 
@@ -390,6 +403,7 @@ RULES: dict[str, Rule] = {
     "s3d_adv_from": Range(0.0, 1.0), "s3d_sync_every": IntRange(0, 1000),
     "s3d_rows": ListOf(OneOf(("full", "nd", "fcd", "none", "nosync")), 1, 5), "s3d_nerf_steps": _STEPS,
     "s3d_score_frames": IntRange(0, 1_000_000),
+    "score_frames": IntRange(0, 1_000_000), "score_runs": Paths(),
 }
 
 

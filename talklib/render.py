@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     oneshot_command.add_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, scene: nerf_command.DriveHook | None = None) -> int:
+    """The command. ``scene``: an optional drive hook giving a recorded head pose and condition parts (e.g. a test
+    clip's lighting) for every frame, as the benchmark of notebook 10 renders; ``--motion``'s generated pose and
+    parts take precedence over it."""
     if getattr(args, "source_image", None):
         other = [o for o, v in (("--standardize", args.standardize), ("--motion", args.motion)) if v]
         if other:
@@ -44,11 +47,26 @@ def run(args: argparse.Namespace) -> int:
     if ckpt.name == oneshot_command.CKPT_NAME or s3d_only:
         raise UserError(f"{ckpt} is an S3D-NeRF (single-shot) checkpoint: pass the photo to animate with "
                         "--source-image PHOTO")
-    drive = motion_command.drive_for(args)
+    drive = _merged(scene, motion_command.drive_for(args))
     stage = codebook_command.stage_for(args)
     code = nerf_command.run(args, post=stage[0] if stage else None, drive=drive)
-    if drive is not None:
+    if hasattr(drive, "summary"):
         print(drive.summary())
     if stage is not None:
         print(stage[1])
     return code
+
+
+def _merged(scene, motion):
+    """One drive hook from a recorded scene's and a motion generator's (either may be None): the generator's
+    head pose and parts win where both give one."""
+    if scene is None or motion is None:
+        return motion if motion is not None else scene
+
+    def drive(audio, n):
+        base, gen = scene(audio, n), motion(audio, n)
+        pose = gen.get("pose") if gen.get("pose") is not None else base.get("pose")
+        return {"pose": pose, "parts": {**(base.get("parts") or {}), **(gen.get("parts") or {})}}
+
+    drive.summary = motion.summary
+    return drive

@@ -14,7 +14,7 @@ LAYERS = [
     {"nerf"},
     {"codebook", "motion", "oneshot"},
     {"metrics"},
-    {"prepare", "pipeline", "book", "train", "render", "cli", "__main__"},
+    {"prepare", "pipeline", "book", "train", "render", "scorecard", "cli", "__main__"},
 ]
 
 

@@ -51,7 +51,8 @@ def crop_square(img: np.ndarray, x0: float, y0: float, side: float) -> np.ndarra
 
 def frame_photo(photo: np.ndarray, framing: dict, size: int, detector=None) -> dict:
     """A photo (H, W, 3) uint8 -> the single shot: image (size, size, 3) uint8, mask (size, size) uint8,
-    c2w (4, 4) the source camera in the head frame, focal (pixels at ``size``), yaw / pitch (degrees).
+    c2w (4, 4) the source camera in the head frame, focal (pixels at ``size``), yaw / pitch (degrees), box
+    (x0, y0, side): the square of the photo the shot was cut from (``crop_square``).
     One-line UserError for no face, or a face turned too far from frontal."""
     from talklib.face3d.camera import focal_for, head_canonical_c2w, pose_matrix
     from talklib.face3d.fit import fit_photo
@@ -89,7 +90,8 @@ def frame_photo(photo: np.ndarray, framing: dict, size: int, detector=None) -> d
     lmk_small = fit["lmk2d"] * (size / DETECT_SIZE)
     mask = fill_polygons(lmk_small[list(FACE_OVAL)], size, size)
     return {"image": _resize(crop, size), "mask": (mask * 255).astype(np.uint8), "c2w": c2w.astype(np.float32),
-            "focal": float(focal_for(size, FOV_DEG)), "yaw": yaw, "pitch": pitch, "landmarks": lmk_small}
+            "focal": float(focal_for(size, FOV_DEG)), "yaw": yaw, "pitch": pitch, "landmarks": lmk_small,
+            "box": (float(x0), float(y0), float(side))}
 
 
 def encode_shot(model, shot: dict, device="cpu") -> dict:
