@@ -109,7 +109,27 @@ def build(run: Path, book: Path = BOOK, partial: bool = False) -> Path:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UserError(f"jupyter-book build failed: {tail[0]} (run '{' '.join(cmd)}' to see everything)")
-    return book / "_build" / "html" / "index.html"
+    html = book / "_build" / "html"
+    for page in html.rglob("*.html"):
+        _drop_repeated_scripts(page)
+    return html / "index.html"
+
+
+def _drop_repeated_scripts(page: Path) -> None:
+    """Jupyter Book 1.0 writes sphinx-thebe's inline ``<script>const THEBE_JS_URL ...</script>`` twice into every
+    page, and the second is a SyntaxError in the browser ("Identifier 'THEBE_JS_URL' has already been declared"):
+    keep the first of each repeated inline script line."""
+    lines = page.read_text().split("\n")
+    seen, out = set(), []
+    for line in lines:
+        key = line.strip()
+        if key.startswith("<script>const ") and key.endswith("</script>"):
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(line)
+    if len(out) != len(lines):
+        page.write_text("\n".join(out))
 
 
 def add_arguments(p) -> None:

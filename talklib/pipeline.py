@@ -589,10 +589,27 @@ def _assets(out: Path, kind: str, name: str, exts: tuple[str, ...]) -> list[Path
     return sorted(p for p in d.glob("*") if p.suffix in exts) if d.is_dir() else []
 
 
+def _scorecard_md(out: Path) -> str | None:
+    """The run's scorecard (notebook 10 writes ``scorecard.md``), which heads its report; None before it exists."""
+    p = out / "scorecard.md"
+    return p.read_text() if p.is_file() else None
+
+
+def _markdown_html(text: str) -> str:
+    """Markdown (with tables) as HTML, through markdown-it (Jupyter Book's parser, installed with it)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").render(text)
+
+
 def _report_md(out: Path, steps: list[Step], meta: dict, metrics: dict) -> str:
     lines = [f"# talklib run `{out.name}`", "", f"**{_banner(meta['state'])}**", "",
              f"preset `{meta['preset']}` · overrides `{json.dumps(meta['overrides'])}` · started {meta['started']}"
-             f" · git {meta['git']}", "", "| notebook | status | seconds |", "|---|---|---|"]
+             f" · git {meta['git']}", ""]
+    card = _scorecard_md(out)
+    if card:
+        lines += [card.replace("\n# ", "\n## ").removeprefix("# ").join(["## ", ""]), ""]
+    lines += ["| notebook | status | seconds |", "|---|---|---|"]
     for s in steps:
         secs = f"{s.seconds:.0f}" if s.seconds is not None else ""
         lines.append(f"| {s.notebook.name} | {s.status}{': ' + s.error if s.error else ''} | {secs} |")
@@ -635,8 +652,11 @@ def _report_html(out: Path, steps: list[Step], meta: dict, metrics: dict) -> str
         f"<p style='font-weight:bold;color:{colour}'>{escape(_banner(meta['state']))}</p>",
         f"<p>preset <code>{escape(meta['preset'])}</code> · overrides <code>{escape(json.dumps(meta['overrides']))}"
         f"</code> · started {escape(meta['started'])} · git {escape(str(meta['git']))}</p>",
-        "<table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>",
     ]
+    card = _scorecard_md(out)
+    if card:
+        parts.append(f"<section id='scorecard'>{_markdown_html(card)}</section><h2>Notebooks</h2>")
+    parts.append("<table><tr><th>notebook</th><th>status</th><th>seconds</th></tr>")
     for s in steps:
         secs = f"{s.seconds:.0f}" if s.seconds is not None else ""
         err = f": {escape(s.error)}" if s.error else ""
