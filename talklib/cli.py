@@ -27,6 +27,8 @@ COMMANDS = {
     "render": ("talklib.render", "render a talking-head video from a trained NeRF and a driving audio, optionally "
                "with generated head pose and blinks and through a standardized space"),
     "eval": ("talklib.metrics.command", "compute the evaluation suite for a predicted and a reference video"),
+    "live": ("talklib.live.command", "serve a talking head that follows streaming audio (a wav or your microphone) "
+             "in the browser"),
 }
 
 

@@ -14,7 +14,7 @@ LAYERS = [
     {"nerf"},
     {"codebook", "motion", "oneshot"},
     {"metrics"},
-    {"prepare", "pipeline", "book", "train", "render", "scorecard", "cli", "__main__"},
+    {"prepare", "pipeline", "book", "train", "render", "scorecard", "live", "cli", "__main__"},
 ]
 
 
