@@ -243,16 +243,17 @@ def test_ctrl_c_stops_the_server_cleanly(ckpt):
     assert proc.returncode == 0 and "stopped" in out and "Traceback" not in out
 
 
-def test_the_page_in_a_browser_plays_the_stream_and_reports_rate_order_and_latency(server, speech, tmp_path):
+def _page_report(port: int, query: str, profile) -> dict:
+    """Open the page in headless Chromium (a fake microphone: a beep) and wait for its end-of-stream report."""
     browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium): browser test skipped")
-    port, _ = server
     before = len(json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read())["reports"])
     proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
                              "--autoplay-policy=no-user-gesture-required", "--remote-debugging-port=0",
-                             f"--user-data-dir={tmp_path / 'profile'}", f"http://127.0.0.1:{port}/?autostart=file"],
+                             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                             f"--user-data-dir={profile}", f"http://127.0.0.1:{port}/?{query}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, reports = time.time() + 60, []
@@ -264,8 +265,20 @@ def test_the_page_in_a_browser_plays_the_stream_and_reports_rate_order_and_laten
     finally:
         proc.kill()
         proc.wait()
-    assert len(reports) > before, "the page did not report back within 60 s"
-    r = reports[-1]
+    assert len(reports) > before, f"the page ({query}) did not report back within 60 s"
+    return reports[-1]
+
+
+def test_the_page_with_a_microphone_streams_it_and_measures_the_round_trip(server, tmp_path):
+    port, _ = server
+    r = _page_report(port, "autostart=mic&seconds=3", tmp_path / "profile")
+    assert r["mode"] == "mic" and r["in_order"] is True and r["frames"] >= 40, r     # about 3 s of frames
+    assert r["roundtrip_ms_median"] is not None and r["roundtrip_ms_median"] > 0
+
+
+def test_the_page_in_a_browser_plays_the_stream_and_reports_rate_order_and_latency(server, speech, tmp_path):
+    port, _ = server
+    r = _page_report(port, "autostart=file", tmp_path / "profile")
     n = len(speech[0]) // HOP
     assert r["frames"] == n and r["in_order"] is True and r["mode"] == "file"
     assert 15 < r["fps"] < 40, r                          # received at about the audio's 25 frames/s

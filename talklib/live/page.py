@@ -9,7 +9,8 @@ picture and sound stay in step whatever the network does. In mic mode the page r
 At the stream's end the page sends its counts back (``{"type": "stats"}``): frames received, in order or not,
 the rate it received them at, and the latency (the server's figure, and in mic mode the round trip it measured
 itself) — the server's ``/stats`` shows them, which is how the browser test reads them. ``?autostart=file``
-starts the server's file on load (the test uses it).
+starts the server's file on load, ``?autostart=mic&seconds=N`` the microphone for N seconds (the tests use them,
+the second with Chromium's fake microphone).
 """
 
 from __future__ import annotations
@@ -147,7 +148,13 @@ function stopMic() {
 $("file").onclick = () => start("file");
 $("mic").onclick = () => start("mic");
 $("stop").onclick = () => { if (ws && mode === "mic") ws.send(JSON.stringify({type: "end"})); else if (ws) ws.close(); };
-if (new URLSearchParams(location.search).get("autostart") === "file") start("file");
+const query = new URLSearchParams(location.search);
+if (query.get("autostart") === "file") start("file");
+if (query.get("autostart") === "mic") {        // ?autostart=mic&seconds=N: N seconds of microphone, then end
+  start("mic");
+  setTimeout(() => { if (ws && ws.readyState === 1) ws.send(JSON.stringify({type: "end"})); },
+             1000 * Number(query.get("seconds") || 5));
+}
 </script></body></html>
 """
 
