@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · DFA-NeRF's personalised attributes: the face-attribute autoencoder, sync on $f_m$, the Transformer GP-VAE and Table 4
+# # 08 · DFA-NeRF's personalised attributes: the face-attribute autoencoder, sync on f_m, the Transformer GP-VAE and Table 4
 #
 # A talking head that only moves its lips looks dead: people nod, sway and blink, each in their own way.
 # DFA-NeRF (`../shared/papers/dfa-nerf.md`) splits a face into **attributes** and generates the ones audio

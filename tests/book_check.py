@@ -3,7 +3,8 @@
 Run by ``make test`` after the notebook tests (it is not collected with the unit tests, since it
 needs their outputs). Checks that every notebook has a page that carries its figures, and, in a real
 browser (headless Chromium): that every page loads with no JavaScript error, that every plotly figure on it
-is drawn and every video element is there, and a screenshot of the scorecard page (the book's last).
+is drawn, every equation typeset (by the book's own MathJax, offline) and every video element there, and a
+screenshot of the scorecard page (the book's last).
 """
 
 from __future__ import annotations
@@ -92,11 +93,17 @@ _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no
           "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def _article(html: str) -> str:
+    """The page's article (its own content), without the navigation around it."""
+    i = html.find("<article")
+    return html[i:html.find("</article>", i)] if i >= 0 else html
+
+
 def _pages(html_dir: Path) -> list[Path]:
     return [html_dir / "intro.html"] + [html_dir / "notebooks" / f"{nb.name}.html" for nb in discover()]
 
 
-def _browse(browser: str, page: Path, profile: Path, budget_ms: int = 8000) -> tuple[str, list[str]]:
+def _browse(browser: str, page: Path, profile: Path, budget_ms: int = 12000) -> tuple[str, list[str]]:
     """The page's DOM after it ran for ``budget_ms`` of virtual time in headless Chromium, and the JavaScript
     errors it raised. The page runs as a copy beside itself (same relative links) with the probe first."""
     text = page.read_text()
@@ -137,12 +144,16 @@ def test_every_page_loads_without_errors_with_its_figures_drawn_and_videos_there
         figures = static.count('class="plotly-graph-div')
         drawn = len(re.findall(r'class="[^"]*\bjs-plotly-plot\b', dom))
         videos = len(re.findall(r"<video\b", static))
+        maths = _article(static).count('class="math notranslate')     # the page's own text (not the side bar)
         if errors:
             bad.append(f"{page.name}: JavaScript errors {errors[:3]}")
         if drawn < figures:
             bad.append(f"{page.name}: {drawn} of {figures} plotly figures drawn")
         if len(re.findall(r"<video\b", dom)) < videos:
             bad.append(f"{page.name}: video elements missing in the browser")
+        typeset = _article(dom).count('class="MathJax"')
+        if typeset < maths:                          # typeset offline, by the book's own MathJax
+            bad.append(f"{page.name}: {typeset} of {maths} equations typeset")
     assert not bad, "; ".join(bad)
 
 
