@@ -608,7 +608,7 @@ def _report_md(out: Path, steps: list[Step], meta: dict, metrics: dict) -> str:
              f" · git {meta['git']}", ""]
     card = _scorecard_md(out)
     if card:
-        lines += [card.replace("\n# ", "\n## ").removeprefix("# ").join(["## ", ""]), ""]
+        lines += ["#" + card if card.startswith("# ") else card, ""]      # its title one level under the run's
     lines += ["| notebook | status | seconds |", "|---|---|---|"]
     for s in steps:
         secs = f"{s.seconds:.0f}" if s.seconds is not None else ""
