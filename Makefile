@@ -25,8 +25,8 @@ reproduce: $(STAMP)
 	$(PY) -m talklib reproduce --preset $(PRESET) --out $(RUN)
 
 ## unit tests; every notebook under nbval (small preset), kept as a run in runs/nbval; the book from it;
-## notebooks 02 to 04 again with seed 1 (their claims must not hang on one seed; 05-09, whose asserts hold over seeds 0-4
-## (09: 0-2) with the margins in benchmarks/small_preset_seeds.md, are left out to keep make test within 30 min)
+## notebooks 02 and 04 again with seed 1 (their claims must not hang on one seed; 03 and 05-10, whose asserts hold over
+## seeds 0-4 (09: 0-2) with the margins in benchmarks/small_preset_seeds.md, are left out to keep make test within 30 min)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	rm -rf runs/nbval
