@@ -32,16 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     oneshot_command.add_arguments(parser)
 
 
-def run(args: argparse.Namespace, scene: nerf_command.DriveHook | None = None) -> int:
+def run(args: argparse.Namespace, scene: nerf_command.DriveHook | None = None, shot: dict | None = None) -> int:
     """The command. ``scene``: an optional drive hook giving a recorded head pose and condition parts (e.g. a test
     clip's lighting) for every frame, as the benchmark of notebook 10 renders; ``--motion``'s generated pose and
-    parts take precedence over it."""
+    parts take precedence over it. ``shot``: with ``--source-image``, a dict ``oneshot.command.run`` fills with the
+    photo's face box and its encoding time."""
     if getattr(args, "source_image", None):
         other = [o for o, v in (("--standardize", args.standardize), ("--motion", args.motion)) if v]
         if other:
             raise UserError(f"{' and '.join(other)} work with a per-speaker NeRF checkpoint, not with --source-image "
                             "(S3D-NeRF): leave them out, or drop --source-image")
-        return oneshot_command.run(args)
+        return oneshot_command.run(args, report=shot)
     ckpt = Path(args.checkpoint)
     s3d_only = (ckpt / oneshot_command.CKPT_NAME).is_file() and not (ckpt / "nerf.pt").is_file()
     if ckpt.name == oneshot_command.CKPT_NAME or s3d_only:

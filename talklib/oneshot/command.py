@@ -49,7 +49,12 @@ def read_photo(path: str | Path):
         raise UserError(f"{p} is not an image talklib can read: pass a png or jpg photo") from None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, report: dict | None = None) -> int:
+    """The single-shot render. ``report``: a dict filled with the photo's face square ``box`` (x, y, side in the
+    photo's pixels) and ``encode_s``, the seconds from loading the checkpoint to the photo's tri-planes (what
+    S3D-NeRF has instead of a per-speaker fit; notebook 10's benchmark reads both)."""
+    import time
+
     import torch
 
     from talklib.audio.io import load_audio
@@ -76,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
         dev = pick_device(args.device)
     except ValueError as e:
         raise UserError(str(e)) from None
+    t0 = time.perf_counter()
     model, framing = load_s3d(checkpoint_file(args.checkpoint))
     model = model.to(dev)
     shot = frame_photo(photo, framing, model.cfg.size)
     ident = encode_shot(model, shot, dev)
+    if report is not None:
+        report.update(box=shot["box"], encode_s=time.perf_counter() - t0)
     c2w = orbit(torch.as_tensor(shot["c2w"])[None], args.yaw, args.pitch, model.center.cpu())[0]
     n = len(audio) // 640
     s = model.cfg.size

@@ -110,9 +110,10 @@ def recorded_scene(clip):
 
 
 def render_system(s: System, run_dir: Path, wav: Path, out: Path, scene=None, photo: Path | None = None,
-                  device: str = "auto") -> float:
+                  device: str = "auto", shot: dict | None = None) -> float:
     """Render ``s`` from ``wav`` to ``out`` with the render command (``scene``: a recorded scene's drive hook,
-    ``photo``: the single shot's); returns its wall time, seconds."""
+    ``photo``: the single shot's, ``shot``: filled with its face box and encoding time); returns its wall time,
+    seconds."""
     from talklib import render
 
     argv = ["--checkpoint", str(run_dir / s.checkpoint), "--audio", str(wav), "--out", str(out), "--force",
@@ -124,7 +125,7 @@ def render_system(s: System, run_dir: Path, wav: Path, out: Path, scene=None, ph
     if s.single_shot:
         argv += ["--source-image", str(photo)]
     t0 = time.perf_counter()
-    render.run(_render_args(argv), scene=None if s.single_shot else scene)
+    render.run(_render_args(argv), scene=None if s.single_shot else scene, shot=shot)
     return time.perf_counter() - t0
 
 
@@ -177,8 +178,6 @@ def run_benchmark(run_dir: str | Path, data_dir: str | Path, preset: str = "smal
     from talklib.data.video import read_video
     from talklib.metrics.image import psnr, ssim_map_mean
     from talklib.metrics.suite import evaluate_videos, video_landmarks
-    from talklib.oneshot.drive import encode_shot, frame_photo
-    from talklib.oneshot.train import load_s3d
     from talklib.speaker.build import ensure_corpus
     from talklib.sync.model import load_sync
 
@@ -207,14 +206,8 @@ def run_benchmark(run_dir: str | Path, data_dir: str | Path, preset: str = "smal
     rows, videos, notes = {}, {}, {}
     for s in tqdm([s for s in SYSTEMS if s.name not in lack], desc="render + score", disable=not progress):
         out = vid_dir / f"{s.name.split(' (')[0].lower().replace(' ', '_').replace('-', '_')}.mp4"
-        fit = None
-        if s.single_shot:
-            t0 = time.perf_counter()
-            model, framing = load_s3d(run / s.checkpoint)
-            shot = frame_photo(gt[0], framing, model.cfg.size)
-            encode_shot(model, shot)
-            fit = time.perf_counter() - t0
-        secs = render_system(s, run, wav, out, scene, photo, device)
+        shot: dict = {}
+        secs = render_system(s, run, wav, out, scene, photo, device, shot)
         video, _ = read_video(out)
         m = len(video)
         video = video[:n]
@@ -229,7 +222,7 @@ def run_benchmark(run_dir: str | Path, data_dir: str | Path, preset: str = "smal
             r = {"psnr": psnr(video, gt[:n]), "ssim": float(np.mean(ssim_map_mean(video, gt[:n]))), "face_found": 0.0}
             notes[s.name] = (notes.get(s.name, "") + f"; {e}: no landmark, AU, sync or pose metric").lstrip("; ")
         r["fps"] = m / secs
-        r["fit_s"] = fit if s.single_shot else fit_seconds(run / s.checkpoint)
+        r["fit_s"] = shot["encode_s"] if s.single_shot else fit_seconds(run / s.checkpoint)
         rows[s.name] = r
         videos[s.name] = str(out)
         if keep is not None:

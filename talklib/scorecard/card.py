@@ -65,8 +65,8 @@ def _find(rows: dict, name: str) -> str | None:
 
 def _verdicts(t: Table, metrics: dict) -> list[Verdict]:
     out = []
-    for prefix in t.verdicts:
-        split = prefix.rstrip("/").split("/")[-1] if prefix.count("/") > 1 and "verdict" not in prefix else ""
+    for i, prefix in enumerate(t.verdicts):
+        split = t.splits[i] if i < len(t.splits) else ""
         for key, value in metrics.items():
             if not key.startswith(prefix) or not isinstance(value, bool):
                 continue

@@ -80,6 +80,7 @@ class Table:
     rows: dict                        # the paper's: row name -> values in ``columns`` order
     match: dict = field(default_factory=dict)    # paper row -> our row, where the names differ
     verdicts: tuple[str, ...] = ()    # metric-key prefixes of this table's verdicts (True / False)
+    splits: tuple[str, ...] = ()      # the split each prefix of ``verdicts`` tests on (testA, val), where it says
     claim_filter: str = ""            # only verdict names starting with this (nb05 keeps T1 and T5 together)
     untestable: tuple[tuple[str, str], ...] = ()   # (the paper's claim, why it cannot be tested here)
     truth: dict = field(default_factory=dict)      # our ground-truth row's metric -> its key, where it has no row
@@ -101,7 +102,7 @@ TABLES: tuple[Table, ...] = (
           "07_codebooks", "table3/", "metric/row",
           _cols(("SSIM", True, "ssim"), ("LPIPS", False, "lpips"), ("AU Acc %", True, "au_acc", "AU Acc (0-1)"),
                 ("LMD", False, "lmd_79", "LMD-79"), ("SyncNet", True, "lse_c", "LSE-C")),
-          TALKER_T3, verdicts=("claim/testA/", "claim/val/"),
+          TALKER_T3, verdicts=("claim/testA/", "claim/val/"), splits=("testA", "val"),
           untestable=(("full beats w/o AU beats w/o Global in LPIPS", LPIPS_WHY),)),
     Table("dan_t1", DAN, "Table 1: which audio embedding drives the field best",
           "05_audio_conditioned_nerf", "", "metric/row",
