@@ -52,6 +52,7 @@ eval_cpbd_every = 2
 
 # %%
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.express as px
@@ -90,7 +91,8 @@ cfg = SyncConfig(width=sync_width, dim=sync_dim)
 train_clips = corpus.clips(split="train")
 test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
 train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every,
-                                          renders=sync_speech_renders)
+                                          renders=sync_speech_renders,
+                                          cache=Path(run_dir) / "cache" / "expert_material.pt")   # notebook 06 reuses it
 train_data, test_data = [it.data for it in train_items], [it.data for it in test_items]
 test_names, test_audio = [it.name for it in test_items], [it.audio for it in test_items]
 timings["data_s"] = time.time() - t
@@ -381,8 +383,6 @@ print("all checks passed")
 # not a face the expert can judge (offset 12, LSE-C 0.072 against the silent one's 0.078).
 
 # %%
-from pathlib import Path  # noqa: E402
-
 nb03_dir = Path(run_dir) / "videos" / "03_conditional_nerf"
 nb03_files = {"ground_truth": "testA_ground_truth", "truth": "testA_truth", "audio": "testA_audio",
               "no_audio": "testA_no_audio", "render_audio": "render_audio", "render_no_audio": "render_no_audio"}

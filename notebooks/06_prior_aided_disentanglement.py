@@ -135,7 +135,8 @@ cfg = expert.cfg
 t0 = time.perf_counter()
 corpus = ensure_corpus(data_dir, preset, seed)
 train_items, test_items = expert_material(corpus, cfg, sync_speech_clips, sync_test_every,
-                                          renders=sync_speech_renders)
+                                          renders=sync_speech_renders,
+                                          cache=Path(run_dir) / "cache" / "expert_material.pt")   # notebook 04's
 timings["data_s"] = time.perf_counter() - t0
 margins = crop_margins(cfg)
 

@@ -114,7 +114,8 @@ timings, t_start = {}, time.perf_counter()
 models = Path(run_dir) / "models"
 models.mkdir(parents=True, exist_ok=True)
 ckpt = (lambda name: models / f"09_{name}.train.pt") if resume else (lambda name: None)  # noqa: E731
-verdict = lambda ok: "not testable here (row not trained)" if ok is None else ("holds" if ok else "does not hold")  # noqa: E731
+verdict = lambda ok: ("not testable here (row not trained, or no face found in its videos)" if ok is None  # noqa: E731
+                      else ("holds" if ok else "does not hold"))
 for need, nb in (("sync.pt", "04"), ("au_encoder.pt", "07")):
     assert (models / need).is_file(), f"{models / need} is missing: run notebook {nb} first (reproduce runs them in order)"
 
@@ -494,9 +495,11 @@ display(Markdown("**Table 3 (S3D-NeRF), held-out identities and unseen speech**\
 
 
 def claim(text, test):
+    """(text, True / False), or None where a row was not trained (KeyError) or a metric is missing because
+    mediapipe found no face in any frame of a row's videos (None in a comparison: TypeError)."""
     try:
         return text, bool(test())
-    except KeyError:
+    except (KeyError, TypeError):
         return text, None
 
 

@@ -33,7 +33,8 @@ def _run(tmp_path, with_08=True):
             "table4/Trans GP-VAE/D-Rot %": 109.7, "table4/Trans GP-VAE/motion kept": 0.45,
             "table4/verdict/GP improves on the plain Transformer VAE (D-Rot)": False,
             "table2/DFA-NeRF, generated pose and f_e (from the wav)/psnr": 13.6,
-            "table2/ground truth/lse_c": 0.37, "table2/verdict/generated blinks/s near the truth's (within 50 %)": True})
+            "table2/ground truth/lse_c": 0.37, "table2/verdict/generated blinks/s near the truth's (within 50 %)": True,
+            "table2/verdict/sync near the truth's": None})   # the notebook could not decide it (no face found)
     return run
 
 
@@ -59,7 +60,8 @@ def test_verdicts_are_read_in_both_spellings_and_splits(tmp_path):
     t4 = tables["dfa_t4"]["verdicts"]
     assert [v["verdict"] for v in t4] == [C.FAILS]
     t2 = tables["dfa_t2"]
-    assert [v["verdict"] for v in t2["verdicts"]] == [C.HOLDS]
+    assert [v["verdict"] for v in t2["verdicts"]] == [C.HOLDS, C.UNTESTABLE]
+    assert "missing in this run" in t2["verdicts"][1]["why"]
     assert t2["ours"]["DFA-NeRF, generated pose and f_e (from the wav)"]["psnr"] == 13.6
     assert t2["matched"]["DFA-NeRF (paper, Testset A)"] == "DFA-NeRF, generated pose and f_e (from the wav)"
 

@@ -87,3 +87,27 @@ def test_expert_material_split_and_extra_renders(featured_corpus):
     assert np.array_equal(a.data.mel, b.data.mel) and a.data.crops.shape == b.data.crops.shape
     assert not np.array_equal(a.data.crops, b.data.crops)
     assert all(len(it.exp) == it.data.n_frames for it in train2 + test2)
+
+
+def test_expert_material_cache_gives_the_same_items_and_only_for_the_same_settings(featured_corpus, tmp_path,
+                                                                                  monkeypatch):
+    """Notebook 06 reads notebook 04's material from the run's cache: the very same arrays; other settings
+    (another crop, another renders count) are computed afresh and replace the file, never read from it."""
+    from talklib.sync.corpus import expert_material
+
+    cfg, cache = SyncConfig(width=4, dim=8), tmp_path / "cache" / "material.pt"
+    fresh = expert_material(featured_corpus, cfg, test_every=0, renders=2)
+    first = expert_material(featured_corpus, cfg, test_every=0, renders=2, cache=cache)
+    with monkeypatch.context() as m:       # the expert's width and size play no part: read, not rendered again
+        m.setattr("talklib.sync.corpus._material", lambda *a: (_ for _ in ()).throw(AssertionError("rendered again")))
+        again = expert_material(featured_corpus, SyncConfig(width=8, dim=16), test_every=0, renders=2, cache=cache)
+    for items in (first, again):
+        for x, y in zip(fresh[0] + fresh[1], items[0] + items[1], strict=True):
+            assert x.name == y.name
+            for u, v in ((x.data.crops, y.data.crops), (x.data.mel, y.data.mel), (x.exp, y.exp), (x.audio, y.audio)):
+                assert u.dtype == v.dtype and np.array_equal(u, v)
+    other = expert_material(featured_corpus, SyncConfig(crop_h=16, crop_w=32), test_every=0, cache=cache)
+    assert other[0][0].data.crops.shape[1:3] != fresh[0][0].data.crops.shape[1:3]
+    assert len(other[0]) < len(fresh[0])          # renders=1 now: the cached renders=2 material was not read
+    assert expert_material(featured_corpus, SyncConfig(crop_h=16, crop_w=32), test_every=0, cache=cache)[0][0].name \
+        == other[0][0].name

@@ -68,13 +68,17 @@ def _verdicts(t: Table, metrics: dict) -> list[Verdict]:
     for i, prefix in enumerate(t.verdicts):
         split = t.splits[i] if i < len(t.splits) else ""
         for key, value in metrics.items():
-            if not key.startswith(prefix) or not isinstance(value, bool):
+            if not key.startswith(prefix) or not (value is None or isinstance(value, bool)):
                 continue
             claim = key[len(prefix):]
             if t.claim_filter and not claim.startswith(t.claim_filter):
                 continue
             claim = claim[len(t.claim_filter):].strip() if t.claim_filter else claim
-            out.append(Verdict(claim, HOLDS if value else FAILS, split=split))
+            if value is None:     # the notebook could not decide it (a metric missing: no face found, row not run)
+                out.append(Verdict(claim, UNTESTABLE, "a metric it compares is missing in this run (e.g. no face "
+                                   "found in a row's videos, or the row not trained)", split=split))
+            else:
+                out.append(Verdict(claim, HOLDS if value else FAILS, split=split))
     out += [Verdict(c, UNTESTABLE, why) for c, why in t.untestable]
     return out
 

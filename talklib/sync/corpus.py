@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from talklib import checkpoint
 from talklib.sync.model import SyncConfig
 from talklib.sync.train import SyncClip, prepare_clip
 
@@ -77,15 +79,49 @@ class Item:
     exp: np.ndarray
     audio: np.ndarray
 
+    def to_dict(self) -> dict:
+        import torch
+
+        return {"name": self.name, "crops": torch.from_numpy(self.data.crops), "mel": torch.from_numpy(self.data.mel),
+                "exp": torch.from_numpy(np.ascontiguousarray(self.exp)), "audio": torch.from_numpy(np.ascontiguousarray(self.audio))}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Item":
+        return cls(d["name"], SyncClip(d["crops"].numpy(), d["mel"].numpy()), d["exp"].numpy(), d["audio"].numpy())
+
 
 def expert_material(corpus, cfg: SyncConfig, speech_clips: int = -1, test_every: int = 3,
-                    device=None, renders: int = 1) -> tuple[list[Item], list[Item]]:
+                    device=None, renders: int = 1, cache: str | Path | None = None) -> tuple[list[Item], list[Item]]:
     """The lip-sync expert's training and held-out clips (notebook 04's split, reused by notebook 06):
     training = the rendered train clips + the speech-only clips rendered on a training identity, except every
     ``test_every``-th speech-only clip, which is held out with the testA / testB clips. ``speech_clips`` >= 0
     keeps only the first ones. ``renders`` > 1 renders each training speech-only clip that many times, the
     head pose and lighting cycle starting at evenly spaced frames of the identity's clip: the same speech
-    under other light, more material for an expert that must not read lighting as speech."""
+    under other light, more material for an expert that must not read lighting as speech.
+
+    ``cache``: a file keeping the material for the next caller with the same corpus and settings (notebook 04
+    makes it, notebook 06 reads it: the renders are a third of notebook 06's time otherwise); a file of other
+    settings or another corpus is replaced, never read."""
+    key = _material_key(corpus, cfg, speech_clips, test_every, renders)
+    if cache is not None and Path(cache).is_file():
+        blob = checkpoint.load(cache, "lip-sync expert material cache", required_keys=("key", "train", "test"))
+        if blob["key"] == key:
+            return [Item.from_dict(d) for d in blob["train"]], [Item.from_dict(d) for d in blob["test"]]
+    train, test = _material(corpus, cfg, speech_clips, test_every, device, renders)
+    if cache is not None:
+        checkpoint.save(cache, {"key": key, "train": [i.to_dict() for i in train], "test": [i.to_dict() for i in test]})
+    return train, test
+
+
+def _material_key(corpus, cfg: SyncConfig, speech_clips: int, test_every: int, renders: int) -> dict:
+    """What the material depends on: the corpus (its fingerprint) and the crop and mel settings."""
+    return {"corpus": corpus.fingerprint, "seed": corpus.seed, "path": str(Path(corpus.path).resolve()),
+            "frames": cfg.frames, "crop_h": cfg.crop_h, "crop_w": cfg.crop_w, "n_mels": cfg.n_mels,
+            "steps_per_frame": cfg.steps_per_frame, "speech_clips": speech_clips, "test_every": test_every,
+            "renders": renders}
+
+
+def _material(corpus, cfg: SyncConfig, speech_clips: int, test_every: int, device, renders: int):
     train_clips = corpus.clips(split="train")
     test_clips = corpus.clips(split="testA") + corpus.clips(split="testB")
     speech = corpus.speech()
