@@ -57,10 +57,11 @@ PARAMS: list[Param] = [
     Param("synth_identities", int, 1, 4, "identities with a training clip (the first is the photo's own face)"),
     Param("synth_test_identities", int, 0, 1, "held-out identities (testA/testB clips only, for single-shot tests)"),
     Param("synth_speech_clips", int, 6, 60, "speech-only TTS clips (audio, phonemes, truth; no frames) besides ARCTIC"),
-    Param("synth_views", str, "yaw_m30,yaw_p30,pitch_p15,pitch_m15",
-          "yaw_m20,yaw_p20,yaw_m30,yaw_p30,pitch_p15,pitch_m15",
+    Param("synth_views", str, "yaw_m30,yaw_p30,pitch_p15,pitch_m15", "yaw_m20,yaw_p20,pitch_p15",
           "held-out novel views rendered for every frame (yaw_m30, yaw_p30, yaw_m20, yaw_p20, yaw_m15, yaw_p15, "
-          "pitch_p15, pitch_m15)"),
+          "pitch_p15, pitch_m15); the full preset keeps three: its corpus renders about 260 frames/s on one GPU "
+          "(benchmarks/RESULTS.md, 'The full preset on one GPU'), so six views (165 000 frames) took notebook 01 past "
+          "its 10 minutes"),
     Param("synth_lighting_drift", bool, True, True, "slow drift of the SH lighting over each clip"),
     Param("nb01_detect_frames", int, 6, 60, "frames re-rendered at nb01_detect_size to test mediapipe on renders"),
     Param("nb01_detect_size", int, 256, 512, "render size for the mediapipe detection check (>= 256)"),
@@ -69,7 +70,9 @@ PARAMS: list[Param] = [
     Param("audio_test_every", int, 3, 5, "hold out every N-th speech-only clip (plus testA/testB clips) for probes and sync"),
     Param("audio_f0_min", float, 60.0, 60.0, "lowest F0 RAPT searches, Hz"),
     Param("audio_f0_max", float, 400.0, 400.0, "highest F0 RAPT searches, Hz"),
-    Param("audio_ss_steps", int, 600, 20000, "SpeechSplit training steps"),
+    Param("audio_ss_steps", int, 600, 3000, "SpeechSplit training steps (full: 85 ms a step on an H200, so 20 000 "
+          "would take 28 minutes; at 2500-5000 steps the full-size model already reconstructs the training mels, "
+          "benchmarks/RESULTS.md)"),
     Param("audio_ss_batch", int, 8, 16, "SpeechSplit batch size (random crops)"),
     Param("audio_ss_crop", int, 128, 192, "SpeechSplit crop length, mel frames (62.5 Hz)"),
     Param("audio_ss_conv_content", int, 64, 512, "SpeechSplit content-encoder conv width"),
