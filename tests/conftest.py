@@ -1,4 +1,5 @@
-"""Fixtures shared by several test files: a tiny renderable NeRF checkpoint and a short wav."""
+"""Fixtures shared by several test files: a tiny renderable NeRF checkpoint, a short wav, a tiny featured corpus,
+and ``killed``, a trainer stopped between checkpoints as ``kill -9`` would."""
 
 import numpy as np
 import pytest
@@ -78,3 +79,24 @@ def tiny_prior(clip) -> dict:
     crop = np.ascontiguousarray(clip.frames("front")[0][:24, :40])
     ref = np.resize(clip.exp(), (ST.MIN_REF_FRAMES, 79))
     return DS.make_prior(gen, reg, dis, crop, ref)
+
+
+@pytest.fixture
+def killed(monkeypatch):
+    """``killed(module, after, fn)``: run ``fn`` with ``module._batch`` (the trainer's batch maker) raising after
+    ``after`` calls, so the training stops between two checkpoints as a ``kill -9`` would; ``module._batch`` is
+    restored afterwards."""
+    def run(module, after: int, fn) -> None:
+        calls, real = [0], module._batch
+
+        def dies(*a, **k):
+            calls[0] += 1
+            if calls[0] > after:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        with monkeypatch.context() as m:
+            m.setattr(module, "_batch", dies)
+            with pytest.raises(KeyboardInterrupt):
+                fn()
+    return run

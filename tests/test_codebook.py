@@ -191,25 +191,9 @@ def test_space_learns_a_toy_set(tmp_path):
     assert np.array_equal(SP.standardize(again, frames, batch=5), out)   # same batch: same float rounding
 
 
-def _killed(module, after: int, fn):
-    """Run fn with module._batch raising after ``after`` calls (a kill -9 between checkpoints)."""
-    calls, real = [0], module._batch
-
-    def dies(*a, **k):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    module._batch = dies
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fn()
-    finally:
-        module._batch = real
 
 
-def test_killed_space_training_resumes_to_the_uninterrupted_result(tmp_path):
+def test_killed_space_training_resumes_to_the_uninterrupted_result(tmp_path, killed):
     frames, _ = _toy_frames(10, np.random.default_rng(1))
     kw = dict(batch=4, lr=3e-3, beta1=0.3, beta2=0.2, seed=5, progress=False)
     torch.manual_seed(2)
@@ -220,7 +204,7 @@ def test_killed_space_training_resumes_to_the_uninterrupted_result(tmp_path):
     ck = tmp_path / "space_state.pt"
     torch.manual_seed(2)
     cut = SP.StandardizedSpace(CFG)
-    _killed(SP, 17, lambda: SP.train_space(cut, frames, frames, 24, ckpt=ck, ckpt_every=5, **kw))
+    killed(SP, 17, lambda: SP.train_space(cut, frames, frames, 24, ckpt=ck, ckpt_every=5, **kw))
     torch.manual_seed(99)      # another initialisation: every weight and buffer must come from the file
     again = SP.StandardizedSpace(CFG)
     h2 = SP.train_space(again, frames, frames, 24, ckpt=ck, ckpt_every=5, **kw)
@@ -231,7 +215,7 @@ def test_killed_space_training_resumes_to_the_uninterrupted_result(tmp_path):
         SP.train_space(SP.StandardizedSpace(CFG), frames, frames, 24, ckpt=ck, **{**kw, "beta1": 0.9})
 
 
-def test_au_encoder_learns_and_resumes(tmp_path):
+def test_au_encoder_learns_and_resumes(tmp_path, killed):
     frames, labels = _toy_frames(24, np.random.default_rng(2))
     kw = dict(batch=8, lr=3e-3, seed=1, progress=False)
     torch.manual_seed(0)
@@ -241,7 +225,7 @@ def test_au_encoder_learns_and_resumes(tmp_path):
     ck = tmp_path / "au_state.pt"
     torch.manual_seed(0)
     cut = AU.AUEncoder(AUCFG)
-    _killed(AU, 13, lambda: AU.train_au_encoder(cut, frames, labels, 20, ckpt=ck, ckpt_every=5, **kw))
+    killed(AU, 13, lambda: AU.train_au_encoder(cut, frames, labels, 20, ckpt=ck, ckpt_every=5, **kw))
     torch.manual_seed(7)
     again = AU.AUEncoder(AUCFG)
     assert AU.train_au_encoder(again, frames, labels, 20, ckpt=ck, ckpt_every=5, **kw) == h

@@ -114,25 +114,9 @@ def test_codes_read_the_right_scalar(trained):
     assert _probe_r2(f_e, mouth, g_test) < 0.2
 
 
-def _killed(after: int, fn):
-    """Run fn with A._batch raising after ``after`` calls (a kill -9 between checkpoints)."""
-    calls, real = [0], A._batch
-
-    def dies(*a, **k):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    A._batch = dies
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fn()
-    finally:
-        A._batch = real
 
 
-def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
+def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path, killed):
     x, g, _, _ = _frames(_world(1), 10, 1)
     small = A.AttributeAEConfig(n_landmarks=L, mouth_dim=3, eye_dim=2, width=16, layers=1)
     kw = {"batch": 16, "lr": 3e-3, "seed": 4, "progress": False}
@@ -142,7 +126,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
     ck = tmp_path / "attr_state.pt"
     torch.manual_seed(2)
     cut = A.AttributeAE(small)
-    _killed(23, lambda: A.train_attribute_ae(cut, x, g, MOUTH, EYE, 40, ckpt=ck, ckpt_every=20, **kw))
+    killed(A, 23, lambda: A.train_attribute_ae(cut, x, g, MOUTH, EYE, 40, ckpt=ck, ckpt_every=20, **kw))
     torch.manual_seed(99)     # another initialisation: every weight and buffer must come from the file
     again = A.AttributeAE(small)
     h2 = A.train_attribute_ae(again, x, g, MOUTH, EYE, 40, ckpt=ck, ckpt_every=20, **kw)

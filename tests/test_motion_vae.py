@@ -210,23 +210,9 @@ def test_sample_prior(kind):
 # ---- resume, files -----------------------------------------------------------------------------------
 
 
-def _killed(monkeypatch, after: int, fn):
-    """Run fn with V._batch raising after ``after`` calls (a kill -9 between checkpoints)."""
-    calls, real = [0], V._batch
-
-    def dies(*a, **k):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    with monkeypatch.context() as m:
-        m.setattr(V, "_batch", dies)
-        with pytest.raises(KeyboardInterrupt):
-            fn()
 
 
-def test_killed_vae_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_killed_vae_training_resumes_to_the_uninterrupted_result(tmp_path, killed):
     seqs = _sinusoids(4, 40, np.random.default_rng(3))
     kw = {"batch": 4, "window": 32, "lr": 3e-3, "seed": 5, "progress": False}
     torch.manual_seed(1)
@@ -235,7 +221,7 @@ def test_killed_vae_training_resumes_to_the_uninterrupted_result(tmp_path, monke
     ck = tmp_path / "vae_state.pt"
     torch.manual_seed(1)
     cut = V.MotionVAE(V.VAEConfig(**TINY))
-    _killed(monkeypatch, 20, lambda: V.train_vae(cut, seqs, 40, ckpt=ck, ckpt_every=10, **kw))
+    killed(V, 20, lambda: V.train_vae(cut, seqs, 40, ckpt=ck, ckpt_every=10, **kw))
     torch.manual_seed(99)          # another initialisation: every weight must come from the file
     again = V.MotionVAE(V.VAEConfig(**TINY))
     assert V.train_vae(again, seqs, 40, ckpt=ck, ckpt_every=10, **kw) == h
@@ -245,14 +231,14 @@ def test_killed_vae_training_resumes_to_the_uninterrupted_result(tmp_path, monke
         V.train_vae(V.MotionVAE(V.VAEConfig(**TINY)), seqs, 40, ckpt=ck, **{**kw, "lr": 1e-2})
 
 
-def test_killed_cross_modal_training_resumes(tmp_path, monkeypatch):
+def test_killed_cross_modal_training_resumes(tmp_path, killed):
     items = _audio_pairs(3, 40, np.random.default_rng(4))
     kw = {"tau": 4, "window": 32, "batch": 4, "lr": 3e-3, "seed": 2, "progress": False}
     vae, whole = _pair(seed=1)
     h = V.train_cross_modal(whole, vae, items, 30, **kw)
     ck = tmp_path / "cme_state.pt"
     _, cut = _pair(seed=1)
-    _killed(monkeypatch, 12, lambda: V.train_cross_modal(cut, vae, items, 30, ckpt=ck, ckpt_every=10, **kw))
+    killed(V, 12, lambda: V.train_cross_modal(cut, vae, items, 30, ckpt=ck, ckpt_every=10, **kw))
     _, again = _pair(seed=7)
     assert V.train_cross_modal(again, vae, items, 30, ckpt=ck, ckpt_every=10, **kw) == h
 
