@@ -7,12 +7,18 @@ morphable-model fit is involved: what is left is the detector's own tilt.
 
     python benchmarks/mediapipe_pose_bias.py     # prints the geodesic median and the Euler mean / std
 """
-import sys, numpy as np, cv2
-sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from talklib.speaker.build import ensure_corpus
 from talklib.face3d.landmarks import LandmarkDetector
 from scipy.spatial.transform import Rotation as R
-c = ensure_corpus(str(__import__('pathlib').Path(__file__).resolve().parents[1] / 'data/synthetic/small'), 'small', 0, progress=False).clip(split='train')
+c = ensure_corpus(str(ROOT / 'data/synthetic/small'), 'small', 0, progress=False).clip(split='train')
 fr = c.frames('front')[::8][:40]
 H = c.head_pose()[::8][:40]            # (T,4,4) head -> world
 L3 = c.landmarks3d()[::8][:40]         # world

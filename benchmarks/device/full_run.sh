@@ -13,18 +13,11 @@
 # notebook and run.json "interrupted"; --resume continues from there). It copies run.json, report.md, the console,
 # nvidia-smi samples, metrics + logs and the executed notebooks to $OUT. Results: benchmarks/RESULTS.md,
 # "The full preset on one GPU".
-# usage (on the GPU machine, repo root): bash .whl/gpu.sh TAG SECONDS [reproduce args...]
 tag=$1; secs=$2; shift 2
-export PYTHONUNBUFFERED=1
-t0=$(date +%s)
-if [ ! -f /tmp/site/.ok ]; then
-  mkdir -p /tmp/site && tar -xJf .whl/site-a.tar.xz -C /tmp/site || exit 3
-  touch /tmp/site/.ok
-fi
+source "$(dirname "$0")/site.sh"
 lm=/tmp/site/pocketsphinx/model/en-us/en-us.lm.bin
 [ -f /tmp/lm/en-us.lm.bin ] && [ ! -f $lm ] && cp /tmp/lm/en-us.lm.bin $lm
 ls -la $lm || echo "WARNING: pocketsphinx default LM missing"
-export PYTHONPATH=$PWD:/tmp/site PATH=/tmp/site/bin:$PATH
 python3 -m ipykernel install --user --name talklib >/dev/null
 echo "install took $(( $(date +%s) - t0 )) s"
 if [ "$tag" = run1 ]; then

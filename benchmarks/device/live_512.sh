@@ -6,13 +6,7 @@
 #   bash benchmarks/device/live_512.sh    -> $OUT/live_gpu.json, $OUT/live_gpu_natural.json, $OUT/live_console.log
 #
 # Results: benchmarks/RESULTS.md, "Live" (benchmarks/live_512_h100*.json).
-export PYTHONUNBUFFERED=1
-t0=$(date +%s)
-if [ ! -f /tmp/site/.ok ]; then
-  mkdir -p /tmp/site && tar -xJf .whl/site-a.tar.xz -C /tmp/site || exit 3
-  touch /tmp/site/.ok
-fi
-export PYTHONPATH=$PWD:/tmp/site PATH=/tmp/site/bin:$PATH
+source "$(dirname "$0")/site.sh"
 echo "install took $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; date -u
 set -o pipefail
