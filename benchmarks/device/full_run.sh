@@ -2,9 +2,10 @@
 # The full preset through the notebooks on the GPU machine, under a time limit, resumable (issue 20).
 #
 # On the GPU machine (the device tool), from the repo root, with the packages its image lacks carried in
-# .whl/site-a.tar.xz (jupytext, papermill, ipykernel, librosa, mediapipe + protobuf<5, pysptk, pocketsphinx,
+# .whl/site-b.tar.xz (jupytext, papermill, ipykernel, librosa, mediapipe + protobuf<5, pysptk, pocketsphinx,
 # espeakng-loader, imageio-ffmpeg, tornado, ... installed with `pip install --target` for Python 3.12 and packed
-# with `tar -cJ`; ../shared/tools/device-wheelhouse.sh fetches the wheels):
+# with `tar -cJ`, less pocketsphinx's word language model en-us.lm.bin, which talklib never loads;
+# ../shared/tools/device-wheelhouse.sh fetches the wheels):
 #
 #   bash benchmarks/device/full_run.sh run1 520 --preset full --out runs/full     # first call
 #   bash benchmarks/device/full_run.sh run2 540 --out runs/full --resume          # next call, same warm machine
@@ -15,9 +16,6 @@
 # "The full preset on one GPU".
 tag=$1; secs=$2; shift 2
 source "$(dirname "$0")/site.sh"
-lm=/tmp/site/pocketsphinx/model/en-us/en-us.lm.bin
-[ -f /tmp/lm/en-us.lm.bin ] && [ ! -f $lm ] && cp /tmp/lm/en-us.lm.bin $lm
-ls -la $lm || echo "WARNING: pocketsphinx default LM missing"
 python3 -m ipykernel install --user --name talklib >/dev/null
 echo "install took $(( $(date +%s) - t0 )) s"
 if [ "$tag" = run1 ]; then

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Live streaming at 512² on the GPU machine (issue 21): builds a 64 s full-preset training clip on the GPU, trains
 # a 512² field on it for 3000 steps, then runs benchmarks/live_latency.py for 60 s at the default 80 ms
-# look-ahead and at the checkpoint's own 212 ms. Packages as for full_run.sh (.whl/site-a.tar.xz).
+# look-ahead and at the checkpoint's own 212 ms. Packages as for full_run.sh (.whl/site-b.tar.xz).
 #
 #   bash benchmarks/device/live_512.sh    -> $OUT/live_gpu.json, $OUT/live_gpu_natural.json, $OUT/live_console.log
 #

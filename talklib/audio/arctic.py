@@ -37,7 +37,7 @@ def forced_align(audio: np.ndarray, text: str, sample_rate: int = 16000) -> list
     except ImportError as e:  # pragma: no cover
         raise UserError(f"pocketsphinx is not installed ({e}): install requirements.txt") from None
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-    dec = Decoder(samprate=sample_rate, loglevel="FATAL")
+    dec = Decoder(samprate=sample_rate, loglevel="FATAL", lm=None)   # aligning needs no language model
     dec.set_align_text(text.lower())
     dec.start_utt()
     dec.process_raw(pcm, full_utt=True)
