@@ -326,17 +326,17 @@ Image.fromarray(views_img)
 
 # %%
 def render_frames(c, idx, view, size):
-    """Re-render frames ``idx`` of clip ``c`` from ``view`` at ``size`` px with its ground-truth codes."""
+    """Re-render frames ``idx`` of clip ``c`` from ``view`` at ``size`` px with its ground-truth codes, on ``dev``."""
     cam = c.view_info(view)
-    bg = torch.tensor(c.background().astype(np.float32) / 255).permute(2, 0, 1)[None]
+    bg = torch.tensor(c.background().astype(np.float32) / 255, device=dev).permute(2, 0, 1)[None]
     bg = torch.nn.functional.interpolate(bg, size=(size, size), mode="bilinear", align_corners=False)[0]
     n = len(idx)
+    on = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
     with torch.no_grad():
-        out = render(t64, torch.tensor(c.id_coeffs())[None].expand(n, -1), torch.tensor(c.exp()[idx]),
-                     torch.tensor(c.alb_coeffs())[None].expand(n, -1), torch.tensor(c.illu()[idx]),
-                     torch.tensor(c.pose()[idx]), torch.tensor(np.asarray(cam["c2w_world"]), dtype=torch.float32)
-                     [None].expand(n, -1, -1), focal_for(size, 22.0), size / 2, size / 2, size, size,
-                     bg.permute(1, 2, 0))
+        out = render(t, on(c.id_coeffs())[None].expand(n, -1), on(c.exp()[idx]), on(c.alb_coeffs())[None].expand(n, -1),
+                     on(c.illu()[idx]), on(c.pose()[idx]), on(cam["c2w_world"])[None].expand(n, -1, -1),
+                     focal_for(size, 22.0), size / 2, size / 2, size, size, bg.permute(1, 2, 0))
+        out = {k: out[k].cpu() for k in ("rgb", "lmk2d")}
     return (out["rgb"].numpy() * 255 + 0.5).astype(np.uint8), out["lmk2d"].numpy()
 
 
