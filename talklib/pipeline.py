@@ -262,6 +262,9 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None, lock_fd: int 
         step.status = "failed"
         first = next((ln.strip() for ln in (e.source or "").splitlines() if ln.strip() and not ln.startswith("#")), "")
         evalue = str(e.evalue).splitlines()[0] if e.evalue else ""
+        if not evalue:    # a bare `assert`: say which line failed
+            line = _failing_line(e.traceback)
+            evalue = f"at `{line}`" if line else ""
         step.error = f"cell {e.exec_count} ({first[:60]}) raised {e.ename}: {evalue}"
     except KeyboardInterrupt:
         step.status = "interrupted"
@@ -283,6 +286,14 @@ def execute(step: Step, out: Path, prepare_to: Path | None = None, lock_fd: int 
                 Path(log.name).unlink()
                 with contextlib.suppress(OSError):
                     Path(log.name).parent.rmdir()
+
+
+def _failing_line(traceback: list[str] | None) -> str:
+    """The source line IPython marks with an arrow in the innermost frame of ``traceback`` (colour codes
+    removed), e.g. ``assert r2 > 0.3``; "" when there is none."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(traceback or []))
+    marked = re.findall(r"^-+> *\d+ (.*)$", text, flags=re.M)
+    return marked[-1].strip()[:160] if marked else ""
 
 
 def reproduce(preset: str | None, out: str | Path, only: list[str] | None = None, pairs: list[str] | None = None,

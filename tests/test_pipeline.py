@@ -114,6 +114,16 @@ def test_a_failing_notebook_stops_the_run_and_the_report_says_so(tmp_path):
     assert json.loads((out / "metrics" / "01_fine.json").read_text())["metrics"] == {"x": 1}
 
 
+def test_a_bare_assert_that_fails_is_named_by_its_line(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _write_nb(nbs, "01_bare", "# %%\nx = 0.2\nassert x > 0.3\n")
+    ok, _ = reproduce("small", tmp_path / "run", nb_dir=nbs)
+    assert not ok
+    error = json.loads((tmp_path / "run" / "run.json").read_text())["notebooks"]["01_bare"]["error"]
+    assert error.endswith("raised AssertionError: at `assert x > 0.3`"), error
+
+
 def test_two_runs_with_one_seed_give_identical_metrics(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
