@@ -126,6 +126,33 @@ def test_discriminator_and_r1():
     assert torch.isfinite(r1) and r1 > 0
 
 
+def test_discriminator_skip_is_a_stride_2_1x1_conv():
+    from talklib.oneshot.discriminator import _ResBlock
+
+    block = _ResBlock(4, 8)
+    x = torch.randn(2, 4, 16, 16)
+    want = torch.nn.functional.conv2d(x, block.skip.weight, stride=2)
+    assert torch.allclose(block.skip(x[:, :, ::2, ::2]), want, atol=1e-6)
+
+
+def test_discriminator_backward_on_channels_last_input():
+    """The S3D-NeRF training step's shapes (batch 5, 32², width 8) on channels-last images: torch 2.13's oneDNN
+    strided 1x1 conv backward corrupted the heap on an AVX-512 AMD EPYC (the process aborted); in a child
+    process, so that a crash fails this test and not the whole run."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from talklib.oneshot.discriminator import Discriminator, r1_penalty\n"
+            "torch.manual_seed(0)\n"
+            "d = Discriminator(32, width=8)\n"
+            "for _ in range(20):\n"
+            "    x = torch.rand(5, 32, 32, 3).permute(0, 3, 1, 2).requires_grad_(True)\n"
+            "    (d(x).sum() + r1_penalty(d, x, 1.0)).backward()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_mouth_crops_match_the_sync_packages_crops():
     from talklib.sync.crops import crop_boxes
 
