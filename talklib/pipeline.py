@@ -570,9 +570,11 @@ def write_report(out: Path, steps: list[Step], meta: dict, state: str) -> Path:
 
 
 def _git_commit() -> str | None:
+    """The checkout's commit, with ``-dirty`` when tracked files differ from it (a copied working tree, such as
+    the GPU machine's, can carry an older commit's history under newer files)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
