@@ -126,3 +126,22 @@ def test_one_line_messages(tmp_path):
     (meta / "corpus.json").write_text(json.dumps({"format_version": 999}))
     with pytest.raises(UserError, match="format version 999"):
         load_corpus(meta)
+
+
+def test_png_bytes_is_lossless_for_pictures_and_masks_and_refuses_other_arrays():
+    import io
+
+    from PIL import Image
+
+    from talklib.data.dataset import png_bytes
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 52, 3), dtype=np.uint8)
+    soft = (rng.random((37, 52)) * 255).astype(np.uint8)
+    for arr in (rgb, soft, (soft > 127).astype(np.uint8) * 255):
+        with Image.open(io.BytesIO(png_bytes(arr))) as im:
+            assert np.array_equal(np.asarray(im), arr)
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(np.zeros((4, 4, 4), np.uint8))

@@ -6,6 +6,7 @@ thresholds leave a margin of about 1.5x over the worst one seen.
 """
 
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -149,6 +150,10 @@ def test_phone_quirks_variable_frame_rate_and_rotation(truth, tmp_path):
     src = open_video(vfr)
     n = sum(len(b) for b in frames_25(src))
     assert abs(n - clip.n_frames) <= 2
+    first = frames_25(src, batch=1, ahead=1)       # stopped early: its reader thread and ffmpeg end
+    assert next(first).shape == (1, src.height, src.width, 3)
+    first.close()
+    assert not any(t.name == "frames_25" and t.is_alive() for t in threading.enumerate())
     assert track(islice(frames_25(src), 3), progress=False).found.all()
     stored = tmp_path / "landscape.mp4"
     subprocess.run([ff, "-v", "error", "-i", str(root / "phone.mp4"), "-vf", "transpose=2", "-c:v", "libx264",

@@ -87,7 +87,7 @@ def test_worker_errors_propagate(tmp_path, monkeypatch):
     import talklib.speaker.clip as clip
 
     calls = []
-    real = clip._png
+    real = clip.png_bytes
 
     def flaky(arr):
         calls.append(1)
@@ -95,7 +95,7 @@ def test_worker_errors_propagate(tmp_path, monkeypatch):
             raise OSError("disk full (test)")
         return real(arr)
 
-    monkeypatch.setattr(clip, "_png", flaky)
+    monkeypatch.setattr(clip, "png_bytes", flaky)
     with pytest.raises(OSError, match="disk full"):
         clip.write_clip(tmp_path / "c", *_tiny_clip_args(), batch=2, workers=3)
     assert not (tmp_path / "c" / "transforms_train.json").exists()

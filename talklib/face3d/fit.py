@@ -45,7 +45,8 @@ def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id:
     c2w = torch.as_tensor(np.asarray(c2w), dtype=dt)
     if c2w.dim() == 2:
         c2w = c2w.expand(B, -1, -1)
-    tt = {k: (v.to(dt) if v.is_floating_point() else v) for k, v in t.items()}
+    # only the landmark vertices of the model are fitted: its bases cut to them, in float64
+    tt = {k: t[k][..., :N_LANDMARKS, :].to(dt) for k in ("mean", "id_basis", "exp_basis")}
     iod = (target[:, 263] - target[:, 33]).norm(dim=-1).clamp_min(1.0)           # (B,)
     start = pose if pose is not None else init_pose
     start = torch.zeros(B, 6, dtype=dt) if start is None else torch.as_tensor(np.asarray(start), dtype=dt)
@@ -67,9 +68,19 @@ def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id:
         e79[:, :n_exp] = ev
         return i100, e79
 
+    if not fit_id:     # a fixed identity: its part of the shape (S̄ + B_id F_id) is computed once
+        with torch.no_grad():
+            i100, _ = full(idc, expc[:1])
+            neutral = MorphableModel.shape(tt, i100[:1], torch.zeros(1, 79, dtype=dt))
+
+    def shape(i100, e79):
+        if fit_id:
+            return MorphableModel.shape(tt, i100, e79)
+        return neutral + torch.einsum("bk,kvc->bvc", e79, tt["exp_basis"])
+
     def energy():
         i100, e79 = full(idc, expc)
-        verts = MorphableModel.shape(tt, i100, e79)[:, :N_LANDMARKS]
+        verts = shape(i100, e79)
         pose = torch.cat([ang * 10.0, trans * 0.05], -1)
         pix, _ = project(apply_pose(verts, pose), c2w, focal, cx, cy)
         r = ((pix[:, use] - target[:, use]) / iod[:, None, None]) ** 2
@@ -94,7 +105,7 @@ def fit_landmarks(t: dict, lmk2d, c2w, focal: float, cx: float, cy: float, n_id:
     with torch.no_grad():
         i100, e79 = full(idc, expc)
         pose = torch.cat([ang * 10.0, trans * 0.05], -1)
-        verts = MorphableModel.shape(tt, i100, e79)[:, :N_LANDMARKS]
+        verts = shape(i100, e79)
         pix, _ = project(apply_pose(verts, pose), c2w, focal, cx, cy)
         err = (pix - target).norm(dim=-1)[:, :N_MESH].mean(-1)
     return {"pose": pose.numpy().astype(np.float32), "id": i100[0].numpy().astype(np.float32),

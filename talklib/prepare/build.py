@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talklib.data.dataset import AU_NAMES, AU_ON_THRESHOLD, EXP_NAMES, FORMAT_VERSION, SAMPLE_RATE
+from talklib.data.dataset import AU_NAMES, AU_ON_THRESHOLD, EXP_NAMES, FORMAT_VERSION, SAMPLE_RATE, png_bytes
 from talklib.errors import UserError
 
 FPS = 25
@@ -37,17 +37,6 @@ MIN_SECONDS = 5.0
 #: APPEARANCE_EVERY-th frame; the masks are its silhouette filled at full size on every frame
 RASTER_SIZE = 128
 APPEARANCE_EVERY = 4
-
-
-def _png(arr: np.ndarray, level: int = 1) -> bytes:
-    """PNG bytes of an RGB (H, W, 3) or grey (H, W) uint8 image (OpenCV's encoder: it releases the GIL)."""
-    import cv2
-
-    img = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def segments_of(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -72,20 +61,24 @@ def kept_audio(audio: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 def background_from(frames: list[np.ndarray], covered: list[np.ndarray]) -> tuple[np.ndarray, float]:
     """The per-pixel median of ``frames`` where the (dilated) head does not cover them; pixels the head
-    always covers are inpainted (OpenCV Telea). Returns the background and the inpainted fraction."""
+    always covers are inpainted (OpenCV Telea). Returns the background and the inpainted fraction.
+
+    The median is NumPy's ``nanmedian`` with the covered samples as NaN (the mean of the two middle values
+    for an even count, truncated to uint8), computed by one sort of the uint8 samples with the covered ones
+    moved to the end: 0.5-0.8 s instead of 1.4-2.1 s for 20-27 frames at 512² (identical results).
+    """
     import cv2
 
-    stack = np.stack(frames).astype(np.float32)
-    cov = np.stack(covered)
-    stack[cov] = np.nan
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(stack, 0)
-    hole = ~np.isfinite(med).all(-1)
-    bg = np.nan_to_num(med, nan=0.0).clip(0, 255).astype(np.uint8)
+    cov = np.stack(covered)                                          # (N, H, W)
+    vals = np.stack(frames).astype(np.uint16)                        # (N, H, W, 3)
+    vals[cov] = 256                                                  # above any sample: sorted last
+    vals = np.sort(np.moveaxis(vals, 0, -1), axis=-1)                # (H, W, 3, N)
+    n = (~cov).sum(0)                                                # uncovered samples per pixel
+    lo = np.take_along_axis(vals, np.maximum(n - 1, 0)[..., None, None] // 2, -1)
+    hi = np.take_along_axis(vals, np.maximum(n, 0)[..., None, None] // 2, -1)
+    hole = n == 0
+    bg = ((lo + hi) // 2)[..., 0].astype(np.uint8)
+    bg[hole] = 0
     if hole.any():
         bg = cv2.inpaint(bg, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     return bg, float(hole.mean())
@@ -103,10 +96,11 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
                   min_seconds: float = MIN_SECONDS, extractors: str | Path | None = None,
                   name: str | None = None, progress: bool = True) -> Path:
     """Prepare ``video`` into the clip folder ``out`` (see the module docstring); returns ``out``."""
+    import importlib
+    from concurrent.futures import ThreadPoolExecutor
+
     from talklib.audio.io import load_audio
-    from talklib.face3d.model import MorphableModel
     from talklib.outputs import output_lock, remove_stale, replace_dir, temp_name
-    from talklib.prepare import fit as F
     from talklib.prepare import track as TR
     from talklib.data.video import read_video_audio
     from talklib.prepare.video import frames_25, open_video
@@ -120,18 +114,26 @@ def prepare_video(video: str | Path, out: str | Path, size: int = 128, audio: st
                         "wrote into a clip folder, or leave it out")
     started = time.time()
     src = open_video(video)
+    no_sound = UserError(f"{src.path.name} has no sound track: give the speech with --audio FILE (wav, flac, mp3), "
+                         "recorded with this video")
     if audio is not None:
-        sound = load_audio(audio)
-        sound_from = str(audio)
-    else:
-        sound = read_video_audio(src.path) if src.has_audio else None
-        if sound is None:
-            raise UserError(f"{src.path.name} has no sound track: give the speech with --audio FILE (wav, flac, "
-                            "mp3), recorded with this video")
-        sound_from = "the video's sound track"
+        sound, sound_from = load_audio(audio), str(audio)
+    elif not src.has_audio:
+        raise no_sound
     total = int(round(src.seconds * FPS)) or None
 
-    tr = TR.track(frames_25(src), total, progress)
+    with ThreadPoolExecutor(1, thread_name_prefix="prepare_side") as side:
+        # on the core that tracking leaves idle: the sound track and the fit's libraries (torch, SciPy: ~3 s)
+        sound_job = side.submit(read_video_audio, src.path) if audio is None else None
+        fit_libs = side.submit(importlib.import_module, "talklib.prepare.fit")
+        tr = TR.track(frames_25(src), total, progress)
+        if sound_job is not None:
+            sound, sound_from = sound_job.result(), "the video's sound track"
+            if sound is None:
+                raise no_sound
+        F = fit_libs.result()
+    from talklib.face3d.model import MorphableModel
+
     keep, gaps = TR.plan_gaps(tr, max_gap)
     n_keep = int(keep.sum())
     if n_keep < min_seconds * FPS:
@@ -196,12 +198,12 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     with ThreadPoolExecutor(2) as pool, \
             tqdm(total=n_keep, unit="frame", desc="frames + masks", disable=not progress, leave=False) as bar:
         pending = []
-        for batch in frames_25(src, batch=32):
+        for batch in frames_25(src, batch=8):
             sel = keep[i0:i0 + len(batch)]
             i0 += len(batch)
             if not sel.any():
                 continue
-            crops = TR.crop_frames(batch[sel], box, size)
+            crops = TR.crop_frames(batch if sel.all() else batch[sel], box, size)
             b = len(crops)
             proj = F.project_fit(t, geo["id"], geo["exp"][j:j + b], geo["pose"][j:j + b], cam)
             alpha = F.silhouettes(proj["pix"], faces, size)
@@ -222,10 +224,10 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
 
             def save(j0=j, crops=crops, alpha=alpha, face=face, mouth=mouth):
                 for k in range(len(crops)):
-                    (tmp / "ori_imgs" / f"{j0 + k}.png").write_bytes(_png(crops[k]))
-                    (tmp / "masks/front" / f"{j0 + k}.png").write_bytes(_png(alpha[k].astype(np.uint8) * 255))
-                    (tmp / "masks_face" / f"{j0 + k}.png").write_bytes(_png(face[k].astype(np.uint8) * 255))
-                    (tmp / "masks_mouth" / f"{j0 + k}.png").write_bytes(_png(mouth[k].astype(np.uint8) * 255))
+                    (tmp / "ori_imgs" / f"{j0 + k}.png").write_bytes(png_bytes(crops[k]))
+                    (tmp / "masks/front" / f"{j0 + k}.png").write_bytes(png_bytes(alpha[k].astype(np.uint8) * 255))
+                    (tmp / "masks_face" / f"{j0 + k}.png").write_bytes(png_bytes(face[k].astype(np.uint8) * 255))
+                    (tmp / "masks_mouth" / f"{j0 + k}.png").write_bytes(png_bytes(mouth[k].astype(np.uint8) * 255))
 
             pending.append(pool.submit(save))
             if len(pending) > 4:
@@ -239,7 +241,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
                         "file changed while it was read, or it is damaged; copy it again and retry")
     alb, illu = app.solve(key, n_keep)
     bg, hole = background_from(bg_frames, bg_cover)
-    (tmp / "bc.png").write_bytes(_png(bg, 3))
+    (tmp / "bc.png").write_bytes(png_bytes(bg))
     return {"alb": alb, "illu": illu, "lmk2d_fit": lmk2d_fit, "lmk3d": lmk3d, "rects": _rects(head_alpha),
             "hole": hole}
 

@@ -143,7 +143,7 @@ def crop_frames(batch: np.ndarray, box: tuple[float, float, float], size: int) -
             sx, sy = f.shape[1] / g.shape[1], f.shape[0] / g.shape[0]
             P = M @ np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
             f = g
-        out[n] = cv2.warpAffine(f, P, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.warpAffine(f, P, (size, size), dst=out[n], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
 
 

@@ -71,32 +71,76 @@ def open_video(path: str | Path) -> Source:
     return Source(p, w, h, float(fr[1]) if fr else 0.0, seconds, has_audio)
 
 
-def frames_25(source: Source, batch: int = 16):
+def frames_25(source: Source, batch: int = 8, ahead: int = 3):
     """Yield (b, H, W, 3) uint8 RGB batches of the video resampled to 25 fps, in order.
 
-    A file that breaks off part-way (a truncated download) yields what decodes; one that yields nothing
-    raises ``UserError``.
+    A thread reads ffmpeg's output up to ``ahead`` batches ahead of the consumer: a pipe holds only 64 KiB,
+    so without it ffmpeg would stop decoding whenever the consumer works (tracking, cropping), and the two
+    would take turns on the CPU instead of sharing it. A file that breaks off part-way (a truncated
+    download) yields what decodes; one that yields nothing raises ``UserError``. Stopping early (``break``,
+    an error in the consumer) stops ffmpeg.
     """
+    import queue
+    import tempfile
+    import threading
+
     w, h = source.width, source.height
     cmd = [_ffmpeg(), "-v", "error", "-i", str(source.path), "-map", "0:v:0", "-vf", f"fps={FPS}",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = tempfile.TemporaryFile()     # not a pipe: a damaged file's many messages cannot stall ffmpeg
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+    try:                                   # a 1 MiB pipe instead of 64 KiB: fewer wake-ups per frame (Linux)
+        import fcntl
+
+        fcntl.fcntl(proc.stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
     size = w * h * 3
+    batches: queue.Queue = queue.Queue(maxsize=max(1, int(ahead)))
+    stop = threading.Event()
+    END = object()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                buf = proc.stdout.read(size * batch)
+                n = len(buf) // size
+                if n:
+                    batches.put(np.frombuffer(buf[: n * size], np.uint8).reshape(n, h, w, 3))
+                if len(buf) < size * batch:
+                    break
+        except BaseException as e:       # handed to the consumer, raised there
+            batches.put(e)
+        finally:
+            batches.put(END)
+
+    reader = threading.Thread(target=read, name="frames_25", daemon=True)
+    reader.start()
     got = 0
     try:
         while True:
-            buf = proc.stdout.read(size * batch)
-            n = len(buf) // size
-            if n:
-                got += n
-                yield np.frombuffer(buf[: n * size], np.uint8).reshape(n, h, w, 3)
-            if len(buf) < size * batch:
+            item = batches.get()
+            if item is END:
                 break
+            if isinstance(item, BaseException):
+                raise item
+            got += len(item)
+            yield item
     finally:
+        stop.set()
+        if reader.is_alive():            # the consumer stopped early: end ffmpeg, let the reader finish
+            proc.kill()
+            while reader.is_alive():
+                try:
+                    batches.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+        reader.join()
         proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
         proc.wait()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+        errors.close()
     if got == 0:
         last = err.strip().splitlines()[-1] if err.strip() else "no frames"
         raise UserError(f"no frame of {source.path} could be decoded ({last}): the file is damaged or truncated; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import io
 import json
 import os
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talklib.data.dataset import AU_NAMES, AU_ON_THRESHOLD, EXP_NAMES, FPS, FORMAT_VERSION, SAMPLE_RATE
+from talklib.data.dataset import AU_NAMES, AU_ON_THRESHOLD, EXP_NAMES, FPS, FORMAT_VERSION, SAMPLE_RATE, png_bytes
 
 VIEW_ANGLES = {"front": (0.0, 0.0), "yaw_m30": (-30.0, 0.0), "yaw_p30": (30.0, 0.0), "yaw_m20": (-20.0, 0.0),
                "yaw_p20": (20.0, 0.0), "yaw_m15": (-15.0, 0.0), "yaw_p15": (15.0, 0.0), "pitch_p15": (0.0, 15.0),
@@ -45,14 +44,6 @@ def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
         col = rng.uniform(-0.12, 0.12, 3)
         img += col * np.exp(-((x - c[0]) ** 2 + (y - c[1]) ** 2) / (2 * r * r))[..., None]
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def _png(arr: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
@@ -182,8 +173,8 @@ def write_clip(folder: Path, name: str, audio: np.ndarray, timeline, curves: dic
             l3d = out["lmk3d"].cpu().numpy() if view == "front" else None
         img_dir, mask_dir = dirs[view]
         for k in range(n):
-            (img_dir / f"{b0 + k}.png").write_bytes(_png(rgb[k]))
-            (mask_dir / f"{b0 + k}.png").write_bytes(_png(alpha[k]))
+            (img_dir / f"{b0 + k}.png").write_bytes(png_bytes(rgb[k]))
+            (mask_dir / f"{b0 + k}.png").write_bytes(png_bytes(alpha[k]))
         return view, b0, b1, l2d, l3d, face_rects(alpha)
 
     def collect(result) -> None:
@@ -233,7 +224,7 @@ def write_clip(folder: Path, name: str, audio: np.ndarray, timeline, curves: dic
             (folder / "transforms_val.json").write_text(json.dumps({**tf, "frames": frames[n_train:]}) + "\n")
         else:
             (folder / f"transforms_{view}.json").write_text(json.dumps({**tf, "frames": frames}) + "\n")
-    (folder / "bc.png").write_bytes(_png(background))
+    (folder / "bc.png").write_bytes(png_bytes(background))
     arrays = {
         "id": (id_coeff.astype(np.float32), "coefficient ~ N(0, 1)", "identity f_id (B_id F_id of DFA-NeRF Eq. 1)"),
         "alb": (alb_coeff.astype(np.float32), "coefficient ~ N(0, 1)", "albedo f_alb (RGB gain fields)"),
