@@ -190,7 +190,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     bg_frames, bg_cover = [], []
     lmk2d_fit = np.zeros((n_keep, 478, 2), np.float32)
     lmk3d = np.zeros((n_keep, 478, 3), np.float32)
-    head_alpha = np.zeros((n_keep, size, size), bool)
+    rects = np.zeros((n_keep, 4), np.int64)     # head boxes, per batch: all masks of a 5-minute video at 512² are 2 GB
     kernel = np.ones((9, 9), np.uint8)
     outer_lips = list(MOUTH_40[:20])
     j = 0     # kept frames written so far
@@ -208,7 +208,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
             proj = F.project_fit(t, geo["id"], geo["exp"][j:j + b], geo["pose"][j:j + b], cam)
             alpha = F.silhouettes(proj["pix"], faces, size)
             lmk2d_fit[j:j + b], lmk3d[j:j + b] = proj["lmk2d"], proj["lmk3d"]
-            head_alpha[j:j + b] = alpha
+            rects[j:j + b] = _rects(alpha)
             pick = [k for k in range(b) if (j + k) % APPEARANCE_EVERY == 0]    # colour samples, at <= 128 px
             if pick:
                 small = crops[pick] if lo == size else np.stack([cv2.resize(crops[k], (lo, lo),
@@ -242,7 +242,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     alb, illu = app.solve(key, n_keep)
     bg, hole = background_from(bg_frames, bg_cover)
     (tmp / "bc.png").write_bytes(png_bytes(bg))
-    return {"alb": alb, "illu": illu, "lmk2d_fit": lmk2d_fit, "lmk3d": lmk3d, "rects": _rects(head_alpha),
+    return {"alb": alb, "illu": illu, "lmk2d_fit": lmk2d_fit, "lmk3d": lmk3d, "rects": rects,
             "hole": hole}
 
 
