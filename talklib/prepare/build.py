@@ -177,6 +177,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     from talklib.prepare import track as TR
     from talklib.prepare.video import frames_25
     from talklib.face3d.topology import FACE_OVAL
+    from talklib.speaker.clip import face_rects
     from talklib.sync.crops import MOUTH_40
 
     for d in ("ori_imgs", "masks/front", "masks_face", "masks_mouth", "gt"):
@@ -198,7 +199,7 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
     with ThreadPoolExecutor(2) as pool, \
             tqdm(total=n_keep, unit="frame", desc="frames + masks", disable=not progress, leave=False) as bar:
         pending = []
-        for batch in frames_25(src, batch=8):
+        for batch in frames_25(src):
             sel = keep[i0:i0 + len(batch)]
             i0 += len(batch)
             if not sel.any():
@@ -207,8 +208,9 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
             b = len(crops)
             proj = F.project_fit(t, geo["id"], geo["exp"][j:j + b], geo["pose"][j:j + b], cam)
             alpha = F.silhouettes(proj["pix"], faces, size)
+            alpha8 = alpha.astype(np.uint8) * 255               # the head mask as written, and its boxes
             lmk2d_fit[j:j + b], lmk3d[j:j + b] = proj["lmk2d"], proj["lmk3d"]
-            rects[j:j + b] = _rects(alpha)
+            rects[j:j + b] = face_rects(alpha8)
             pick = [k for k in range(b) if (j + k) % APPEARANCE_EVERY == 0]    # colour samples, at <= 128 px
             if pick:
                 small = crops[pick] if lo == size else np.stack([cv2.resize(crops[k], (lo, lo),
@@ -220,12 +222,12 @@ def _write(tmp: Path, src, keep, box, lmk, geo, cam, t, key, size, progress) -> 
             for k in range(b):
                 if (j + k) % bg_every == 0:
                     bg_frames.append(crops[k])
-                    bg_cover.append(cv2.dilate(alpha[k].astype(np.uint8), kernel) > 0)
+                    bg_cover.append(cv2.dilate(alpha8[k], kernel) > 0)
 
-            def save(j0=j, crops=crops, alpha=alpha, face=face, mouth=mouth):
+            def save(j0=j, crops=crops, alpha8=alpha8, face=face, mouth=mouth):
                 for k in range(len(crops)):
                     (tmp / "ori_imgs" / f"{j0 + k}.png").write_bytes(png_bytes(crops[k]))
-                    (tmp / "masks/front" / f"{j0 + k}.png").write_bytes(png_bytes(alpha[k].astype(np.uint8) * 255))
+                    (tmp / "masks/front" / f"{j0 + k}.png").write_bytes(png_bytes(alpha8[k]))
                     (tmp / "masks_face" / f"{j0 + k}.png").write_bytes(png_bytes(face[k].astype(np.uint8) * 255))
                     (tmp / "masks_mouth" / f"{j0 + k}.png").write_bytes(png_bytes(mouth[k].astype(np.uint8) * 255))
 
@@ -253,12 +255,6 @@ def _fill(poly: np.ndarray, size: int) -> np.ndarray:
     m = np.zeros((size, size), np.uint8)
     cv2.fillPoly(m, [np.round((poly - 0.5) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     return m.astype(bool)
-
-
-def _rects(alpha: np.ndarray) -> np.ndarray:
-    from talklib.speaker.clip import face_rects
-
-    return face_rects(alpha.astype(np.uint8) * 255)
 
 
 def _finish(tmp: Path, src, sound, sound_from, keep, gaps, tr, box, lmk, geo, made, t, cam, size, extractors, name,
